@@ -1,0 +1,3 @@
+"""JourneyLens: end-to-end digital-experience monitoring."""
+
+__version__ = "0.1.0"

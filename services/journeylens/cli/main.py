@@ -1,0 +1,21 @@
+"""The ``journeylens`` command: one sub-command per module."""
+
+from __future__ import annotations
+
+import click
+
+from journeylens import __version__
+from journeylens.cli import schemas
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="journeylens")
+def cli() -> None:
+    """JourneyLens: synthetic probes + real-user monitoring, correlated per journey."""
+
+
+cli.add_command(schemas.group)
+
+
+def main() -> None:
+    cli()
