@@ -1,0 +1,79 @@
+"""Batched, idempotent writes of contract messages into ClickHouse tables.
+
+One insert per batch per table (JSONEachRow, parsed by the server). Replays are harmless:
+every table is a ReplacingMergeTree keyed by the message's deterministic id. When ClickHouse
+is unavailable the writer waits and retries (with progress in the log) rather than dropping
+the batch: the caller commits its Kafka offsets only after :meth:`TableWriter.write` returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from journeylens.storage.rows import RowFlattener, TableShape, to_json_each_row
+
+log = logging.getLogger(__name__)
+
+INSERT_SETTINGS = {
+    "date_time_input_format": "best_effort",
+    "input_format_skip_unknown_fields": 1,
+}
+
+
+def table_shape(client: Client, table: str) -> TableShape:
+    result = client.query(f"DESCRIBE TABLE {table}")
+    return TableShape.from_columns((row[0], row[1]) for row in result.result_rows)
+
+
+class TableWriter:
+    """Writes rows of one table; retries until ClickHouse accepts them or ``give_up_s`` passes."""
+
+    def __init__(
+        self,
+        client: Client,
+        table: str,
+        *,
+        retry_s: float = 1.0,
+        give_up_s: float = 600.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.table = table
+        self.retry_s = retry_s
+        self.give_up_s = give_up_s
+        self._sleep = sleep
+        self.flattener = RowFlattener(table_shape(client, table))
+        self.rows_written = 0
+
+    def write(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        block = to_json_each_row(rows)
+        if not block:
+            return 0
+        count = block.count(b"\n") + 1
+        waited = 0.0
+        while True:
+            try:
+                self.client.raw_insert(
+                    self.table, insert_block=block, fmt="JSONEachRow", settings=INSERT_SETTINGS
+                )
+            except Exception as exc:
+                if waited >= self.give_up_s:
+                    raise
+                log.warning(
+                    "insert of %d rows into %s failed (%s); retrying in %.0fs (waited %.0fs)",
+                    count,
+                    self.table,
+                    exc,
+                    self.retry_s,
+                    waited,
+                )
+                self._sleep(self.retry_s)
+                waited += self.retry_s
+                continue
+            self.rows_written += count
+            return count
