@@ -1,13 +1,17 @@
 # One target per habit. `make test` is what CI runs (see README.md).
 PY ?= python
 
-.PHONY: install lint typecheck test bench schemas
+.PHONY: install up lint typecheck test bench schemas
 
 install:
-	$(PY) -m pip install -e '.[dev]'
-	mvn -q -f infra/kafka/pom.xml dependency:copy-dependencies
-	npm --prefix sdk/browser ci
+	$(PY) -m pip install -q -e '.[dev]'
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	journeylens stack fetch
+	npm --prefix sdk/browser ci --no-audit --no-fund
 	npm --prefix sdk/browser run build
+
+up: install
+	journeylens stack up
 
 lint:
 	ruff check services tests
@@ -16,7 +20,7 @@ lint:
 typecheck:
 	mypy services
 
-test:
+test: install
 	pytest
 
 bench:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from journeylens import __version__
-from journeylens.cli import schemas
+from journeylens.cli import schemas, stack
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,6 +15,9 @@ def cli() -> None:
 
 
 cli.add_command(schemas.group)
+cli.add_command(stack.group)
+cli.add_command(stack.migrate_command)
+cli.add_command(stack.topics_group)
 
 
 def main() -> None:
