@@ -111,6 +111,13 @@ class WorkerSettings(BaseSettings):
     sink_batch_rows: int = 20_000
     sink_flush_s: float = 1.0
     segment_top_n: int = 8
+    batch_max_events: int = 20_000
+    idle_timeout_s: float = 120.0
+    webhook_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Alertmanager-format webhooks to POST alerts to."
+    )
+
+    _split = field_validator("webhook_urls", mode="before")(_split_csv)
 
 
 class ApiSettings(BaseSettings):

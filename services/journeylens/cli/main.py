@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from journeylens import __version__
-from journeylens.cli import schemas, stack
+from journeylens.cli import schemas, stack, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,6 +18,7 @@ cli.add_command(schemas.group)
 cli.add_command(stack.group)
 cli.add_command(stack.migrate_command)
 cli.add_command(stack.topics_group)
+cli.add_command(worker.command)
 
 
 def main() -> None:

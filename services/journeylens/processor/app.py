@@ -1,0 +1,68 @@
+"""The Faust application of the worker: topics, the journey-state table, the agent.
+
+Both input topics are co-partitioned by journey, so one agent reading both sees the RUM events
+and probe results of a journey together (no repartition hop). State lives in one Faust table
+keyed by journey, written once per journey per batch (never per event).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from journeylens.settings import KafkaSettings, Topic, WorkerSettings
+
+STATE_TABLE = "journey-state"
+MAX_STATE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class WorkerApp:
+    app: faust.App
+    source: Any
+    table: Any
+    outputs: dict[str, Any]
+    topic_streams: dict[str, str]
+    """physical input topic → pipeline stream name."""
+
+
+def build_app(worker: WorkerSettings, kafka: KafkaSettings, partitions: int = 4) -> WorkerApp:
+    app = faust.App(
+        worker.app_id,
+        broker=f"kafka://{kafka.bootstrap_servers.replace(',', ';kafka://')}",
+        store=worker.store,
+        topic_partitions=partitions,
+        topic_allow_declare=True,
+        topic_disable_leader=True,
+        producer_acks=-1,
+        producer_max_request_size=MAX_STATE_BYTES,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        broker_max_poll_records=5000,
+        stream_buffer_maxsize=50_000,
+        web_enabled=False,
+        table_cleanup_interval=60.0,
+    )
+    rum = kafka.physical(Topic.RUM_BEACONS)
+    synthetic = kafka.physical(Topic.SYNTHETIC_RESULTS)
+    source = app.topic(rum, synthetic, key_serializer="raw", value_serializer="raw")
+    table = app.Table(
+        STATE_TABLE,
+        default=None,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)},
+    )
+    outputs = {
+        name: app.topic(kafka.physical(topic), key_serializer="raw", value_serializer="raw")
+        for name, topic in (
+            ("aggregates", Topic.AGGREGATES),
+            ("anomalies", Topic.ANOMALIES),
+            ("alerts", Topic.ALERTS),
+            ("deadletter", Topic.DEADLETTER),
+        )
+    }
+    return WorkerApp(app, source, table, outputs, {rum: "rum", synthetic: "synthetic"})
