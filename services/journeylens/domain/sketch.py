@@ -1,0 +1,269 @@
+"""Mergeable sketches with compact, JSON-able state.
+
+`QuantileSketch` is a DDSketch (Masson et al., VLDB 2019; the same log-bucket mapping as
+Datadog's ``ddsketch``): values fall into buckets ``(gamma^(i-1), gamma^i]`` with
+``gamma = (1 + a) / (1 - a)``, so every quantile it returns is within relative error ``a`` of the
+exact (lower) quantile. Counts per bucket add up, so merging is exact, associative and
+commutative. It is written here rather than wrapping ``ddsketch`` because the hot path adds one
+value at a time into plain dicts and the state must serialise to a small JSON object.
+
+`SessionSet` counts distinct session ids: exact up to a cap, then a K-Minimum-Values sketch over
+a stable 64-bit hash (the same on every worker), so it merges across batches and processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+from typing import Any
+
+DEFAULT_RELATIVE_ACCURACY = 0.01
+MIN_INDEXABLE = 1e-9
+"""Values at or below this (and zero) go to the zero bucket."""
+
+
+class QuantileSketch:
+    """A DDSketch over non-negative values. Not thread-safe; cheap to create."""
+
+    __slots__ = ("bins", "zero", "_inv_log_gamma", "_gamma", "relative_accuracy")
+
+    def __init__(self, relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY) -> None:
+        if not 0 < relative_accuracy < 1:
+            raise ValueError("relative_accuracy must be in (0, 1)")
+        self.relative_accuracy = relative_accuracy
+        self._gamma = (1 + relative_accuracy) / (1 - relative_accuracy)
+        self._inv_log_gamma = 1.0 / math.log(self._gamma)
+        self.bins: dict[int, int] = {}
+        self.zero = 0
+
+    def add(self, value: float, weight: int = 1) -> None:
+        """Add ``value`` ``weight`` times. Negative values count as zero (none are expected)."""
+        if value > MIN_INDEXABLE:
+            i = math.ceil(math.log(value) * self._inv_log_gamma)
+            bins = self.bins
+            bins[i] = bins.get(i, 0) + weight
+        else:
+            self.zero += weight
+
+    def merge(self, other: QuantileSketch) -> QuantileSketch:
+        """Add ``other``'s counts into this sketch (in place) and return it."""
+        if other.relative_accuracy != self.relative_accuracy:
+            raise ValueError("cannot merge sketches of different relative accuracy")
+        bins = self.bins
+        if not bins:
+            bins.update(other.bins)
+        else:
+            get = bins.get
+            for i, n in other.bins.items():
+                bins[i] = get(i, 0) + n
+        self.zero += other.zero
+        return self
+
+    @property
+    def count(self) -> int:
+        return self.zero + sum(self.bins.values())
+
+    def quantile(self, q: float) -> float | None:
+        """The value at rank ``q * (count - 1)`` (lower quantile), or None when empty."""
+        if not 0 <= q <= 1:
+            raise ValueError("q must be in [0, 1]")
+        return self.quantiles([q])[0]
+
+    def quantiles(self, qs: Iterable[float]) -> list[float | None]:
+        """Several quantiles over one sort of the buckets."""
+        wanted = list(qs)
+        total = self.count
+        if total == 0:
+            return [None for _ in wanted]
+        items = sorted(self.bins.items())
+        out: list[float | None] = []
+        for q in wanted:
+            rank = q * (total - 1)
+            seen = self.zero
+            value = 0.0
+            if seen <= rank:
+                for index, n in items:
+                    seen += n
+                    if seen > rank:
+                        value = self._value(index)
+                        break
+            out.append(value)
+        return out
+
+    def _value(self, index: int) -> float:
+        return 2.0 * self._gamma**index / (self._gamma + 1.0)
+
+    def copy(self) -> QuantileSketch:
+        other = QuantileSketch(self.relative_accuracy)
+        other.bins = dict(self.bins)
+        other.zero = self.zero
+        return other
+
+    def to_state(self) -> dict[str, Any]:
+        """``{"a": accuracy, "z": zero count, "i": [bucket index…], "c": [count…]}``, sorted."""
+        keys = sorted(self.bins)
+        return {
+            "a": self.relative_accuracy,
+            "z": self.zero,
+            "i": keys,
+            "c": [self.bins[k] for k in keys],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> QuantileSketch:
+        sketch = cls(float(state.get("a", DEFAULT_RELATIVE_ACCURACY)))
+        sketch.zero = int(state.get("z", 0))
+        sketch.bins = {
+            int(i): int(c) for i, c in zip(state.get("i", []), state.get("c", []), strict=True)
+        }
+        return sketch
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, QuantileSketch):
+            return NotImplemented
+        return (
+            self.relative_accuracy == other.relative_accuracy
+            and self.zero == other.zero
+            and {i: n for i, n in self.bins.items() if n}
+            == {i: n for i, n in other.bins.items() if n}
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"QuantileSketch(count={self.count}, buckets={len(self.bins)})"
+
+
+DEFAULT_SESSION_CAP = 2048
+DEFAULT_KMV_SIZE = 1024
+_HASH_SPACE = float(2**63)
+
+
+def stable_hash63(value: str) -> int:
+    """A 63-bit hash (fits a signed int64) that is the same in every process, unlike ``hash()``."""
+    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big") >> 1
+
+
+class SessionSet:
+    """Distinct session ids: an exact set up to ``cap``, then a KMV sketch of ``k`` hashes.
+
+    Relative standard error of the sketch mode is about ``1/sqrt(k - 2)`` (~3 % for k=1024).
+    ``ids`` may be added to directly on the hot path; `compact` (called by `merge`) switches to
+    sketch mode once the set is larger than the cap.
+    """
+
+    __slots__ = ("ids", "hashes", "cap", "k")
+
+    def __init__(self, cap: int = DEFAULT_SESSION_CAP, k: int = DEFAULT_KMV_SIZE) -> None:
+        self.ids: set[str] = set()
+        self.hashes: list[int] | None = None
+        """Sketch mode: the k smallest hashes, sorted ascending. None while exact."""
+        self.cap = cap
+        self.k = k
+
+    @property
+    def exact(self) -> bool:
+        return self.hashes is None
+
+    def add(self, session_id: str) -> None:
+        if self.hashes is None:
+            self.ids.add(session_id)
+            if len(self.ids) > self.cap:
+                self.compact()
+        else:
+            self._absorb([stable_hash63(session_id)])
+
+    def compact(self) -> None:
+        """Move to sketch mode if over the cap (or fold pending ids into the sketch)."""
+        if self.hashes is None and len(self.ids) <= self.cap:
+            return
+        pending = [stable_hash63(s) for s in self.ids]
+        self.ids = set()
+        if self.hashes is None:
+            self.hashes = []
+        self._absorb(pending)
+
+    def _absorb(self, hashes: Iterable[int]) -> None:
+        current = self.hashes
+        assert current is not None
+        if len(current) >= self.k:
+            threshold = current[-1]
+            hashes = [h for h in hashes if h < threshold]
+            if not hashes:
+                return
+        merged = set(current)
+        merged.update(hashes)
+        self.hashes = sorted(merged)[: self.k]
+
+    def merge(self, other: SessionSet) -> SessionSet:
+        if other.hashes is None and self.hashes is None:
+            self.ids |= other.ids
+            self.compact()
+            return self
+        if self.hashes is None:
+            self.hashes = []
+            pending = [stable_hash63(s) for s in self.ids]
+            self.ids = set()
+            self._absorb(pending)
+        assert self.hashes is not None
+        self._absorb(other._all_hashes())
+        return self
+
+    def _all_hashes(self) -> list[int]:
+        if self.hashes is None:
+            return [stable_hash63(s) for s in self.ids]
+        return self.hashes + [stable_hash63(s) for s in self.ids]
+
+    def estimate(self) -> int:
+        if self.hashes is None:
+            return len(self.ids)
+        if self.ids:
+            self.compact()
+        hashes = self.hashes
+        assert hashes is not None
+        if len(hashes) < self.k:
+            return len(hashes)
+        return round((self.k - 1) / ((hashes[-1] + 1) / _HASH_SPACE))
+
+    def intersection(self, other: SessionSet) -> int:
+        """Estimated number of sessions in both sets (exact when both are exact)."""
+        if self.hashes is None and other.hashes is None:
+            return len(self.ids & other.ids)
+        mine = set(self._all_hashes())
+        theirs = set(other._all_hashes())
+        k = min(self.k, other.k)
+        union = sorted(mine | theirs)[:k]
+        if not union:
+            return 0
+        both = sum(1 for h in union if h in mine and h in theirs)
+        if len(union) < k:
+            return both
+        union_size = (k - 1) / ((union[-1] + 1) / _HASH_SPACE)
+        return min(round(union_size * both / len(union)), self.estimate(), other.estimate())
+
+    def copy(self) -> SessionSet:
+        other = SessionSet(self.cap, self.k)
+        other.ids = set(self.ids)
+        other.hashes = None if self.hashes is None else list(self.hashes)
+        return other
+
+    def to_state(self) -> dict[str, Any]:
+        """``{"ids": [...]}`` (sorted) while exact, ``{"h": [hash…], "k": k}`` in sketch mode."""
+        if self.hashes is None:
+            return {"ids": sorted(self.ids), "cap": self.cap, "k": self.k}
+        self.compact()
+        return {"h": list(self.hashes), "cap": self.cap, "k": self.k}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SessionSet:
+        out = cls(int(state.get("cap", DEFAULT_SESSION_CAP)), int(state.get("k", DEFAULT_KMV_SIZE)))
+        if "h" in state:
+            out.hashes = sorted(int(h) for h in state["h"])
+        else:
+            out.ids = set(state.get("ids", []))
+        return out
+
+    def __repr__(self) -> str:
+        mode = "exact" if self.hashes is None else "kmv"
+        return f"SessionSet({mode}, ~{self.estimate()})"
