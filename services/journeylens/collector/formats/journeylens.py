@@ -1,0 +1,448 @@
+"""Our own beacon JSON, sent by the browser agent (``sdk/browser``, served as ``/rum.js``).
+
+One request is one batch of items recorded on one page (``sendBeacon``/``fetch`` keepalive,
+``Content-Type: text/plain;charset=UTF-8`` or ``application/json``)::
+
+    {
+      "v": 1,                          # format version (required, 1)
+      "app": "demo-shop",              # informational: the collector's app (endpoint) wins
+      "sid": "s-7f3a…",                # session id (required)
+      "pid": "p-19c2…",                # page id (required): one per hard page load
+      "url": "https://shop.example/checkout?step=2",   # page URL (required)
+      "ts": 1795600795000,             # send time, epoch ms (optional)
+      "sr": 0.25,                      # sample rate in (0, 1] (optional, default: collector's)
+      "nt": "navigate",                # navigation type of the page (web-vitals vocabulary)
+      "conn": {"type": "4g", "rtt": 50, "downlink": 9.5},   # navigator.connection (optional)
+      "items": [ … ]                   # at least one; the collector bounds the count
+    }
+
+Every item has ``type`` and optionally ``ts`` (epoch ms; default the batch ``ts``):
+
+- ``{"type": "page_view" | "soft_navigation", "ts", "url"?, "pid"?, "nt"?,
+  "vitals": {"lcp", "inp", "cls", "fcp", "ttfb"}?,
+  "nav": {"redirect", "dns", "connect", "tls", "request", "response", "dom_interactive",
+  "dom_content_loaded", "load_event", "duration"}?,
+  "res": [{"host", "n", "fail", "dur", "max", "bytes"}]?}`` — a soft navigation carries its
+  own ``url`` and ``pid`` (new page id); ``nav`` values are ms from navigation start (phases
+  are durations); ``res`` is resource timing already grouped per host by the agent: request
+  count, failed count, total and max duration (ms), transfer bytes.
+- ``{"type": "web_vital", "name": "LCP"|"INP"|"CLS"|"FCP"|"TTFB", "value", "id"?}`` — a vital
+  that settled after the page view was sent (``id`` is the web-vitals metric id).
+- ``{"type": "error", "message", "errType"?, "stack"?, "source"?, "line"?, "col"?, "count"?}``
+- ``{"type": "api_error", "url", "method"?, "status", "dur"?}`` — a failed fetch/XHR (status
+  >= 400, or 0 for a network failure).
+- ``{"type": "step", "name": "checkout:payment"}`` — a journey step marker.
+- ``{"type": "conversion", "value": 129.9, "currency": "EUR", "name"?}`` — a business action.
+
+:class:`BeaconBatch` is the same schema as pydantic models (for docs, JSON Schema and tests);
+:func:`parse` does not run it per item, it checks each item by hand for speed. A bad envelope
+(not JSON, wrong version, missing ``sid``/``pid``/``url``/``items``) is a :class:`MalformedBody`;
+a bad item is :class:`Rejected` and the other items still land. Item times are clamped to
+[received_at − 24 h, received_at + 5 min]. Event ids hash (app, session, page, item type, item
+time and the item's identifying value), so a replayed batch gives the same ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from journeylens.collector.formats import _common as c
+from journeylens.collector.formats.base import (
+    MalformedBody,
+    ParseResult,
+    Rejected,
+    RequestMeta,
+    stable_id,
+)
+from journeylens.contracts.rum_beacons_v1 import (
+    DependencyTiming,
+    EventKind,
+    RumEvent,
+    SourceFormat,
+)
+
+SOURCE = SourceFormat.JOURNEYLENS
+
+# --------------------------------------------------------------------------- schema (docs)
+
+Ms = Annotated[float, Field(ge=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Connection(_Model):
+    type: str | None = None
+    rtt: Ms | None = None
+    downlink: Ms | None = None
+
+
+class Vitals(_Model):
+    lcp: Ms | None = None
+    inp: Ms | None = None
+    cls: Ms | None = None
+    fcp: Ms | None = None
+    ttfb: Ms | None = None
+
+
+class Nav(_Model):
+    redirect: Ms | None = None
+    dns: Ms | None = None
+    connect: Ms | None = None
+    tls: Ms | None = None
+    request: Ms | None = None
+    response: Ms | None = None
+    dom_interactive: Ms | None = None
+    dom_content_loaded: Ms | None = None
+    load_event: Ms | None = None
+    duration: Ms | None = None
+
+
+class HostTiming(_Model):
+    host: str
+    n: int = Field(ge=1)
+    fail: int = Field(default=0, ge=0)
+    dur: Ms = 0.0
+    max: Ms | None = None
+    bytes: int = Field(default=0, ge=0)
+
+
+class ViewItem(_Model):
+    type: Literal["page_view", "soft_navigation"]
+    ts: Ms | None = None
+    url: str | None = None
+    pid: str | None = None
+    nt: str | None = None
+    vitals: Vitals | None = None
+    nav: Nav | None = None
+    res: list[HostTiming] = Field(default_factory=list)
+
+
+class WebVitalItem(_Model):
+    type: Literal["web_vital"]
+    ts: Ms | None = None
+    name: Literal["LCP", "INP", "CLS", "FCP", "TTFB"]
+    value: Ms
+    id: str | None = None
+
+
+class ErrorItem(_Model):
+    type: Literal["error"]
+    ts: Ms | None = None
+    message: str
+    errType: str | None = None  # noqa: N815 - wire name
+    stack: str | None = None
+    source: str | None = None
+    line: int | None = None
+    col: int | None = None
+    count: int = Field(default=1, ge=1)
+
+
+class ApiErrorItem(_Model):
+    type: Literal["api_error"]
+    ts: Ms | None = None
+    url: str
+    method: str = "GET"
+    status: int = Field(ge=0, le=999)
+    dur: Ms | None = None
+
+
+class StepItem(_Model):
+    type: Literal["step"]
+    ts: Ms | None = None
+    name: str = Field(min_length=1)
+
+
+class ConversionItem(_Model):
+    type: Literal["conversion"]
+    ts: Ms | None = None
+    value: Ms
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    name: str | None = None
+
+
+BeaconItem = Annotated[
+    ViewItem | WebVitalItem | ErrorItem | ApiErrorItem | StepItem | ConversionItem,
+    Field(discriminator="type"),
+]
+
+
+class BeaconBatch(_Model):
+    """The JourneyLens beacon (see the module docstring)."""
+
+    v: Literal[1]
+    app: str | None = None
+    sid: str = Field(min_length=1, max_length=256)
+    pid: str = Field(min_length=1, max_length=256)
+    url: str = Field(min_length=1)
+    ts: Ms | None = None
+    sr: float | None = Field(default=None, gt=0, le=1)
+    nt: str | None = None
+    conn: Connection | None = None
+    items: list[BeaconItem] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+class _BadItem(ValueError):
+    pass
+
+
+class _Batch:
+    """The envelope, checked once per request."""
+
+    __slots__ = ("sid", "pid", "url", "ts", "rate", "nt", "context", "meta")
+
+    def __init__(self, doc: Mapping[str, Any], meta: RequestMeta) -> None:
+        if doc.get("v") != 1:
+            raise MalformedBody("unsupported beacon version: 'v' must be 1")
+        sid, pid, url = c.text(doc.get("sid")), c.text(doc.get("pid")), c.url_text(doc.get("url"))
+        if sid is None or pid is None or url is None:
+            raise MalformedBody("beacon needs non-empty string 'sid', 'pid' and 'url'")
+        self.sid, self.pid, self.url = sid, pid, url
+        self.ts = c.from_epoch_ms(doc.get("ts"))
+        self.rate = c.sample_rate(doc.get("sr"), c.sample_rate(meta.sample_rate, 1.0))
+        self.nt = c.text(doc.get("nt"), 32) or "navigate"
+        conn = doc.get("conn")
+        self.context = (
+            c.connection(conn.get("type"), conn.get("rtt"), conn.get("downlink"))
+            if isinstance(conn, dict)
+            else c.connection()
+        )
+        self.meta = meta
+
+
+def _opt_ms(item: Mapping[str, Any], key: str) -> float | None:
+    """An optional non-negative number; present-but-invalid is an item error."""
+    raw = item.get(key)
+    if raw is None:
+        return None
+    value = c.non_negative(raw)
+    if value is None or isinstance(raw, str):
+        raise _BadItem(f"'{key}' must be a non-negative number")
+    return value
+
+
+def _req_text(item: Mapping[str, Any], key: str, limit: int = 256) -> str:
+    value = c.text(item.get(key), limit)
+    if value is None:
+        raise _BadItem(f"'{key}' must be a non-empty string")
+    return value
+
+
+def _opt_text(item: Mapping[str, Any], key: str, limit: int = 256) -> str | None:
+    raw = item.get(key)
+    if raw is None:
+        return None
+    value = c.text(raw, limit)
+    if value is None:
+        raise _BadItem(f"'{key}' must be a non-empty string")
+    return value
+
+
+def _sub(item: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    raw = item.get(key)
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise _BadItem(f"'{key}' must be an object")
+    return raw
+
+
+_NAV_KEYS = {
+    "redirect": "redirect_ms",
+    "dns": "dns_ms",
+    "connect": "connect_ms",
+    "tls": "tls_ms",
+    "request": "request_ms",
+    "response": "response_ms",
+    "dom_interactive": "dom_interactive_ms",
+    "dom_content_loaded": "dom_content_loaded_ms",
+    "load_event": "load_event_ms",
+    "duration": "duration_ms",
+}
+_VITAL_KEYS = ("lcp", "inp", "cls", "fcp", "ttfb")
+
+
+def _dependencies(raw: object) -> list[DependencyTiming]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _BadItem("'res' must be an array")
+    groups = c.DependencyGroups()
+    for entry in raw:
+        if not isinstance(entry, dict):
+            raise _BadItem("'res' entries must be objects")
+        host = _req_text(entry, "host")
+        n = c.integer(entry.get("n"))
+        fail = c.integer(entry.get("fail", 0))
+        size = c.integer(entry.get("bytes", 0))
+        if n is None or n < 1 or fail is None or not 0 <= fail <= n or size is None or size < 0:
+            raise _BadItem("'res' entry needs n >= 1, 0 <= fail <= n, bytes >= 0")
+        total = _opt_ms(entry, "dur") or 0.0
+        longest = _opt_ms(entry, "max")
+        groups.add(
+            host.lower(), requests=n, failures=fail, total_ms=total,
+            max_ms=longest if longest is not None else total / n, transfer_bytes=size,
+        )
+    return groups.result()
+
+
+def _view(item: Mapping[str, Any], batch: _Batch, when: datetime, kind: EventKind) -> RumEvent:
+    vitals_raw = _sub(item, "vitals")
+    vitals = {k: _opt_ms(vitals_raw, k) for k in _VITAL_KEYS}
+    nav_raw = _sub(item, "nav")
+    nav = c.navigation(**{field: _opt_ms(nav_raw, key) for key, field in _NAV_KEYS.items()})
+    url = c.url_text(item.get("url")) or batch.url
+    pid = _opt_text(item, "pid") or batch.pid
+    default_nt = "soft-navigation" if kind is EventKind.SOFT_NAVIGATION else batch.nt
+    return c.build_event(
+        event_id=stable_id(SOURCE, batch.meta.app, batch.sid, pid, kind, c.number(item.get("ts")),
+                           url),
+        kind=kind,
+        source=SOURCE,
+        timestamp=when,
+        meta=batch.meta,
+        session_id=batch.sid,
+        page_id=pid,
+        url=url,
+        navigation_type=_opt_text(item, "nt", 32) or default_nt,
+        vitals=c.vitals_from({k: v for k, v in vitals.items() if v is not None}),
+        navigation_timing=nav,
+        dependencies=_dependencies(item.get("res")),
+        context=batch.context,
+        rate=batch.rate,
+    )
+
+
+def _event(batch: _Batch, item: Mapping[str, Any], when: datetime, kind: EventKind,
+           key: object, **fields: Any) -> RumEvent:
+    return c.build_event(
+        event_id=stable_id(SOURCE, batch.meta.app, batch.sid, batch.pid, kind,
+                           c.number(item.get("ts")), key),
+        kind=kind,
+        source=SOURCE,
+        timestamp=when,
+        meta=batch.meta,
+        session_id=batch.sid,
+        page_id=batch.pid,
+        url=batch.url,
+        navigation_type=batch.nt,
+        context=batch.context,
+        rate=batch.rate,
+        **fields,
+    )
+
+
+def _page_view(item: Mapping[str, Any], batch: _Batch, when: datetime) -> RumEvent:
+    return _view(item, batch, when, EventKind.PAGE_VIEW)
+
+
+def _soft_navigation(item: Mapping[str, Any], batch: _Batch, when: datetime) -> RumEvent:
+    return _view(item, batch, when, EventKind.SOFT_NAVIGATION)
+
+
+def _web_vital(item: Mapping[str, Any], batch: _Batch, when: datetime) -> RumEvent:
+    name = item.get("name")
+    if not isinstance(name, str) or name not in c.VITAL_FIELDS:
+        raise _BadItem("'name' must be one of LCP, INP, CLS, FCP, TTFB")
+    value = _opt_ms(item, "value")
+    if value is None:
+        raise _BadItem("'value' must be a non-negative number")
+    metric_id = _opt_text(item, "id")
+    return _event(batch, item, when, EventKind.WEB_VITAL, (name, metric_id, value),
+                  vitals=c.vital(name, value))
+
+
+def _error(item: Mapping[str, Any], batch: _Batch, when: datetime) -> RumEvent:
+    message = _req_text(item, "message", 2048)
+    count = c.integer(item.get("count", 1))
+    if count is None or count < 1:
+        raise _BadItem("'count' must be an integer >= 1")
+    error = c.js_error(
+        message,
+        type_=_opt_text(item, "errType"),
+        source=_opt_text(item, "source", 8192),
+        line=c.integer(item.get("line")),
+        column=c.integer(item.get("col")),
+        stack=_opt_text(item, "stack", 8192),
+        count=count,
+    )
+    return _event(batch, item, when, EventKind.ERROR, (message, error.source, error.line),
+                  errors=[error])
+
+
+def _api_error(item: Mapping[str, Any], batch: _Batch, when: datetime) -> RumEvent:
+    url = _req_text(item, "url", 8192)
+    status = c.integer(item.get("status"))
+    if status is None or isinstance(item.get("status"), str):
+        raise _BadItem("'status' must be an integer")
+    method = _opt_text(item, "method", 16) or "GET"
+    failure = c.api_error(url, method, status, _opt_ms(item, "dur"))
+    if failure is None:
+        raise _BadItem("'status' must be within 0..999")
+    return _event(batch, item, when, EventKind.ERROR, (method, url, status),
+                  api_errors=[failure])
+
+
+def _step(item: Mapping[str, Any], batch: _Batch, when: datetime) -> RumEvent:
+    name = _req_text(item, "name")
+    return _event(batch, item, when, EventKind.STEP, name, step_event=name)
+
+
+def _conversion(item: Mapping[str, Any], batch: _Batch, when: datetime) -> RumEvent:
+    value = _opt_ms(item, "value")
+    if value is None:
+        raise _BadItem("'value' must be a non-negative number")
+    currency = _opt_text(item, "currency", 8)
+    if currency is not None and (len(currency) != 3 or not currency.isalpha()):
+        raise _BadItem("'currency' must be an ISO 4217 code")
+    name = _opt_text(item, "name")
+    return _event(batch, item, when, EventKind.CONVERSION, (name, value, currency),
+                  conversion_value=value, currency=currency.upper() if currency else None,
+                  step_event=name)
+
+
+_ITEMS: dict[str, Callable[[Mapping[str, Any], _Batch, datetime], RumEvent]] = {
+    "page_view": _page_view,
+    "soft_navigation": _soft_navigation,
+    "web_vital": _web_vital,
+    "error": _error,
+    "api_error": _api_error,
+    "step": _step,
+    "conversion": _conversion,
+}
+
+
+def parse(body: bytes, meta: RequestMeta) -> ParseResult:
+    """Parse one JourneyLens beacon batch (see the module docstring for the format)."""
+    doc = c.load_json(body)
+    if not isinstance(doc, dict):
+        raise MalformedBody("beacon must be a JSON object")
+    batch = _Batch(doc, meta)
+    items = doc.get("items")
+    if not isinstance(items, list) or not items:
+        raise MalformedBody("beacon needs a non-empty 'items' array")
+    result = ParseResult()
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise _BadItem("item must be an object")
+            kind = item.get("type")
+            handler = _ITEMS.get(kind) if isinstance(kind, str) else None
+            if handler is None:
+                raise _BadItem(f"unknown item type {str(item.get('type'))[:40]!r}")
+            ts = item.get("ts")
+            if ts is not None and c.from_epoch_ms(ts) is None:
+                raise _BadItem("'ts' must be epoch milliseconds")
+            when = c.event_time(c.from_epoch_ms(ts) or batch.ts, meta)
+            result.events.append(handler(item, batch, when))
+        except _BadItem as exc:
+            result.rejected.append(Rejected(str(exc), c.dump_item(item), index))
+    return result
