@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from journeylens import __version__
-from journeylens.cli import schemas, stack, worker
+from journeylens.cli import demo_shop, probe, schemas, stack, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,6 +19,8 @@ cli.add_command(stack.group)
 cli.add_command(stack.migrate_command)
 cli.add_command(stack.topics_group)
 cli.add_command(worker.command)
+cli.add_command(probe.command)
+cli.add_command(demo_shop.group)
 
 
 def main() -> None:
