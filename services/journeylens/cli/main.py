@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from journeylens import __version__
-from journeylens.cli import demo_shop, probe, schemas, stack, worker
+from journeylens.cli import collector, demo_shop, probe, schemas, stack, worker
+from journeylens.collector.bench import bench_collector
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,7 +22,20 @@ cli.add_command(stack.topics_group)
 cli.add_command(worker.command)
 cli.add_command(probe.command)
 cli.add_command(demo_shop.group)
+cli.add_command(collector.command)
+
+
+@cli.group("bench")
+def bench() -> None:
+    """Benchmarks that print their figures and the ratio to a baseline measured in the same run."""
+
+
+bench.add_command(bench_collector, "collector")
 
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

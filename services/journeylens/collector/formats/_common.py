@@ -44,7 +44,8 @@ def construct(model: type[_M], **values: Any) -> _M:
     if defaults is None:
         defaults = _DEFAULTS[model] = dict(model.model_construct().__dict__)
     fields = {
-        k: (copy(v) if isinstance(v, list | BaseModel) else v) for k, v in defaults.items()
+        k: (copy(v) if isinstance(v, list | BaseModel) else v)
+        for k, v in defaults.items()
         if k not in values
     }
     fields.update(values)
@@ -257,7 +258,8 @@ def js_error(
     stack: str | None = None,
     count: int = 1,
 ) -> JsError:
-    return construct(JsError,
+    return construct(
+        JsError,
         message=message[:2048],
         type=type_[:256] if type_ else None,
         source=source[:_MAX_URL] if source else None,
@@ -268,13 +270,15 @@ def js_error(
     )
 
 
-def api_error(
-    url: str, method: str, status: int, duration_ms: float | None
-) -> ApiError | None:
+def api_error(url: str, method: str, status: int, duration_ms: float | None) -> ApiError | None:
     if not 0 <= status <= 999:
         return None
-    return construct(ApiError,
-        url=url, method=method.upper()[:16], status=status, duration_ms=duration_ms,
+    return construct(
+        ApiError,
+        url=url,
+        method=method.upper()[:16],
+        status=status,
+        duration_ms=duration_ms,
         host=url_host(url),
     )
 
@@ -318,7 +322,8 @@ class DependencyGroups:
 
     def result(self) -> list[DependencyTiming]:
         return [
-            construct(DependencyTiming,
+            construct(
+                DependencyTiming,
                 host=host,
                 requests=int(n),
                 failures=int(fail),
@@ -330,9 +335,7 @@ class DependencyGroups:
         ]
 
 
-def connection(
-    conn_type: object = None, rtt: object = None, downlink: object = None
-) -> Context:
+def connection(conn_type: object = None, rtt: object = None, downlink: object = None) -> Context:
     """The connection part of :class:`Context` (the rest is filled by the collector)."""
     fields: dict[str, Any] = {}
     kind = text(conn_type, 32)
@@ -369,7 +372,8 @@ def build_event(
     **extra: Any,
 ) -> RumEvent:
     """A :class:`RumEvent` from pre-checked values (``model_construct``: no validation)."""
-    return construct(RumEvent,
+    return construct(
+        RumEvent,
         event_id=event_id,
         kind=kind,
         source=source,

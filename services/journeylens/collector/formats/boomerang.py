@@ -61,15 +61,40 @@ SOURCE = SourceFormat.BOOMERANG
 _MAX_FIELDS = 4000
 _NAV_TYPES = {"0": "navigate", "1": "reload", "2": "back-forward"}
 _SPA = frozenset({"spa", "spa_hard"})
-_VITAL_PARAMS = {"pt.lcp": "lcp_ms", "et.inp": "inp_ms", "c.cls": "cls", "pt.fcp": "fcp_ms",
-                 "t_resp": "ttfb_ms"}
+_VITAL_PARAMS = {
+    "pt.lcp": "lcp_ms",
+    "et.inp": "inp_ms",
+    "c.cls": "cls",
+    "pt.fcp": "fcp_ms",
+    "t_resp": "ttfb_ms",
+}
 
 
-_USED = frozenset({
-    "u", "pgu", "pid", "n", "rt.si", "rt.tstart", "rt.end", "rt.quit", "rt.abld", "early",
-    "http.initiator", "http.method", "http.errno", "t_done", "t_resp", "mob.etype", "mob.rtt",
-    "mob.dl", "err", "restiming", *_VITAL_PARAMS,
-})
+_USED = frozenset(
+    {
+        "u",
+        "pgu",
+        "pid",
+        "n",
+        "rt.si",
+        "rt.tstart",
+        "rt.end",
+        "rt.quit",
+        "rt.abld",
+        "early",
+        "http.initiator",
+        "http.method",
+        "http.errno",
+        "t_done",
+        "t_resp",
+        "mob.etype",
+        "mob.rtt",
+        "mob.dl",
+        "err",
+        "restiming",
+        *_VITAL_PARAMS,
+    }
+)
 
 
 def _params(body: bytes) -> dict[str, str]:
@@ -105,20 +130,32 @@ class _Beacon:
             raise MalformedBody("boomerang beacon needs 'u' or 'pgu'")
         self.p, self.meta, self.url = p, meta, url
         start = p.get("rt.tstart") or p.get("nt_nav_st")
-        self.page_id = c.text(p.get("pid")) or stable_id(SOURCE, meta.app, url, start,
-                                                          meta.user_agent)
+        self.page_id = c.text(p.get("pid")) or stable_id(
+            SOURCE, meta.app, url, start, meta.user_agent
+        )
         self.session_id = c.text(p.get("rt.si")) or self.page_id
         self.number = p.get("n", "")
-        when = (c.from_epoch_ms(p.get("rt.end")) or c.from_epoch_ms(p.get("rt.tstart"))
-                or c.from_epoch_ms(p.get("nt_nav_st")))
+        when = (
+            c.from_epoch_ms(p.get("rt.end"))
+            or c.from_epoch_ms(p.get("rt.tstart"))
+            or c.from_epoch_ms(p.get("nt_nav_st"))
+        )
         self.when = c.event_time(when, meta)
         self.context = c.connection(p.get("mob.etype"), p.get("mob.rtt"), p.get("mob.dl"))
         self.nt = _NAV_TYPES.get(p.get("nt_nav_type", ""), "navigate")
 
     def event(self, kind: EventKind, **fields: Any) -> RumEvent:
         return c.build_event(
-            event_id=stable_id(SOURCE, self.meta.app, self.session_id, self.page_id,
-                               self.number, kind, self.p.get("rt.tstart"), self.p.get("rt.end")),
+            event_id=stable_id(
+                SOURCE,
+                self.meta.app,
+                self.session_id,
+                self.page_id,
+                self.number,
+                kind,
+                self.p.get("rt.tstart"),
+                self.p.get("rt.end"),
+            ),
             kind=kind,
             source=SOURCE,
             timestamp=self.when,
@@ -224,8 +261,11 @@ def _api_call(beacon: _Beacon) -> RumEvent:
     call_url = c.url_text(p.get("u")) or beacon.url
     duration = c.non_negative(p.get("t_done"))
     status = c.integer(p.get("http.errno"))
-    failure = (c.api_error(call_url, c.text(p.get("http.method"), 16) or "GET", status, duration)
-               if status is not None else None)
+    failure = (
+        c.api_error(call_url, c.text(p.get("http.method"), 16) or "GET", status, duration)
+        if status is not None
+        else None
+    )
     if failure is not None:
         return beacon.event(EventKind.ERROR, api_errors=[failure])
     groups = c.DependencyGroups()
@@ -252,17 +292,21 @@ def parse(body: bytes, meta: RequestMeta) -> ParseResult:
     elif initiator is None or initiator in _SPA:
         soft = initiator == "spa"
         kind = EventKind.SOFT_NAVIGATION if soft else EventKind.PAGE_VIEW
-        result.events.append(beacon.event(
-            kind,
-            navigation_type="soft-navigation" if soft else beacon.nt,
-            vitals=_vitals(p),
-            navigation_timing=_navigation(p),
-            dependencies=_dependencies(p["restiming"], result.rejected)
-            if p.get("restiming") else None,
-        ))
+        result.events.append(
+            beacon.event(
+                kind,
+                navigation_type="soft-navigation" if soft else beacon.nt,
+                vitals=_vitals(p),
+                navigation_timing=_navigation(p),
+                dependencies=_dependencies(p["restiming"], result.rejected)
+                if p.get("restiming")
+                else None,
+            )
+        )
     else:
-        result.rejected.append(Rejected(f"unsupported boomerang beacon type {initiator[:40]!r}",
-                                        body[:65536]))
+        result.rejected.append(
+            Rejected(f"unsupported boomerang beacon type {initiator[:40]!r}", body[:65536])
+        )
         return result
     if errors:
         result.events.append(beacon.event(EventKind.ERROR, errors=errors))

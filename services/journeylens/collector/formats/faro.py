@@ -56,8 +56,13 @@ SOURCE = SourceFormat.FARO
 _NAVIGATION = "faro.performance.navigation"
 _RESOURCE = "faro.performance.resource"
 _BOOKKEEPING = frozenset({"session_start", "session_resume", "session_extend", "view_changed"})
-_NAV_TYPES = {"navigate": "navigate", "reload": "reload", "back_forward": "back-forward",
-              "back-forward": "back-forward", "prerender": "prerender"}
+_NAV_TYPES = {
+    "navigate": "navigate",
+    "reload": "reload",
+    "back_forward": "back-forward",
+    "back-forward": "back-forward",
+    "prerender": "prerender",
+}
 
 
 class _BadItem(ValueError):
@@ -79,18 +84,22 @@ class _Page:
         page = page if isinstance(page, dict) else {}
         self.meta = meta
         self.url = c.url_text(page.get("url")) or ""
-        self.session_id = c.text(session.get("id")) or stable_id(SOURCE, meta.app, self.url,
-                                                                   meta.user_agent)
-        self.page_id = c.text(page.get("id")) or stable_id(SOURCE, meta.app, self.session_id,
-                                                           self.url)
+        self.session_id = c.text(session.get("id")) or stable_id(
+            SOURCE, meta.app, self.url, meta.user_agent
+        )
+        self.page_id = c.text(page.get("id")) or stable_id(
+            SOURCE, meta.app, self.session_id, self.url
+        )
 
-    def event(self, kind: EventKind, key: tuple[object, ...], when: datetime | None,
-              **fields: Any) -> RumEvent:
+    def event(
+        self, kind: EventKind, key: tuple[object, ...], when: datetime | None, **fields: Any
+    ) -> RumEvent:
         fields.setdefault("url", self.url)
         fields.setdefault("page_id", self.page_id)
         return c.build_event(
-            event_id=stable_id(SOURCE, self.meta.app, self.session_id, fields["page_id"], kind,
-                               *key),
+            event_id=stable_id(
+                SOURCE, self.meta.app, self.session_id, fields["page_id"], kind, *key
+            ),
             kind=kind,
             source=SOURCE,
             timestamp=c.event_time(when, self.meta),
@@ -151,8 +160,12 @@ def _exception(item: Mapping[str, Any], page: _Page) -> RumEvent:
         column=c.integer(top.get("colno")),
         stack=stack or None,
     )
-    return page.event(EventKind.ERROR, (item.get("timestamp"), kind, message),
-                      c.from_iso(item.get("timestamp")), errors=[error])
+    return page.event(
+        EventKind.ERROR,
+        (item.get("timestamp"), kind, message),
+        c.from_iso(item.get("timestamp")),
+        errors=[error],
+    )
 
 
 def _attrs(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -207,16 +220,27 @@ def _custom(item: Mapping[str, Any], name: str, page: _Page) -> RumEvent | None:
     key = (name, item.get("timestamp"))
     if name == "route_change":
         url = c.url_text(a.get("toUrl")) or page.url
-        return page.event(EventKind.SOFT_NAVIGATION, (*key, url), when, url=url,
-                          page_id=stable_id(SOURCE, page.page_id, url, item.get("timestamp")),
-                          navigation_type="soft-navigation")
+        return page.event(
+            EventKind.SOFT_NAVIGATION,
+            (*key, url),
+            when,
+            url=url,
+            page_id=stable_id(SOURCE, page.page_id, url, item.get("timestamp")),
+            navigation_type="soft-navigation",
+        )
     if name.startswith("faro.") or name in _BOOKKEEPING:
         return None
     value = c.non_negative(a.get("value"))
     currency = c.text(a.get("currency"), 8)
     if value is not None and currency is not None and len(currency) == 3 and currency.isalpha():
-        return page.event(EventKind.CONVERSION, key, when, conversion_value=value,
-                          currency=currency.upper(), step_event=name)
+        return page.event(
+            EventKind.CONVERSION,
+            key,
+            when,
+            conversion_value=value,
+            currency=currency.upper(),
+            step_event=name,
+        )
     return page.event(EventKind.STEP, key, when, step_event=name)
 
 
@@ -227,7 +251,10 @@ def parse(body: bytes, meta: RequestMeta) -> ParseResult:
         raise MalformedBody("Faro payload must be a JSON object")
     page = _Page(doc, meta)
     measurements, exceptions, events = (
-        _items(doc, "measurements"), _items(doc, "exceptions"), _items(doc, "events"))
+        _items(doc, "measurements"),
+        _items(doc, "exceptions"),
+        _items(doc, "events"),
+    )
     result = ParseResult()
     latest: dict[object, RumEvent] = {}
     for index, item in enumerate(measurements):
@@ -270,6 +297,9 @@ def parse(body: bytes, meta: RequestMeta) -> ParseResult:
         nav_id = c.text(_attrs(item).get("faroNavigationId")) or ""
         result.events.append(_navigation(item, page, resources.pop(nav_id, c.DependencyGroups())))
     for nav_id, groups in sorted(resources.items()):
-        result.events.append(page.event(EventKind.WEB_VITAL, ("resources", nav_id), None,
-                                        dependencies=groups.result()))
+        result.events.append(
+            page.event(
+                EventKind.WEB_VITAL, ("resources", nav_id), None, dependencies=groups.result()
+            )
+        )
     return result

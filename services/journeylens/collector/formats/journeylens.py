@@ -288,8 +288,12 @@ def _dependencies(raw: object) -> list[DependencyTiming]:
         total = _opt_ms(entry, "dur") or 0.0
         longest = _opt_ms(entry, "max")
         groups.add(
-            host.lower(), requests=n, failures=fail, total_ms=total,
-            max_ms=longest if longest is not None else total / n, transfer_bytes=size,
+            host.lower(),
+            requests=n,
+            failures=fail,
+            total_ms=total,
+            max_ms=longest if longest is not None else total / n,
+            transfer_bytes=size,
         )
     return groups.result()
 
@@ -303,8 +307,9 @@ def _view(item: Mapping[str, Any], batch: _Batch, when: datetime, kind: EventKin
     pid = _opt_text(item, "pid") or batch.pid
     default_nt = "soft-navigation" if kind is EventKind.SOFT_NAVIGATION else batch.nt
     return c.build_event(
-        event_id=stable_id(SOURCE, batch.meta.app, batch.sid, pid, kind, c.number(item.get("ts")),
-                           url),
+        event_id=stable_id(
+            SOURCE, batch.meta.app, batch.sid, pid, kind, c.number(item.get("ts")), url
+        ),
         kind=kind,
         source=SOURCE,
         timestamp=when,
@@ -321,11 +326,18 @@ def _view(item: Mapping[str, Any], batch: _Batch, when: datetime, kind: EventKin
     )
 
 
-def _event(batch: _Batch, item: Mapping[str, Any], when: datetime, kind: EventKind,
-           key: object, **fields: Any) -> RumEvent:
+def _event(
+    batch: _Batch,
+    item: Mapping[str, Any],
+    when: datetime,
+    kind: EventKind,
+    key: object,
+    **fields: Any,
+) -> RumEvent:
     return c.build_event(
-        event_id=stable_id(SOURCE, batch.meta.app, batch.sid, batch.pid, kind,
-                           c.number(item.get("ts")), key),
+        event_id=stable_id(
+            SOURCE, batch.meta.app, batch.sid, batch.pid, kind, c.number(item.get("ts")), key
+        ),
         kind=kind,
         source=SOURCE,
         timestamp=when,
@@ -356,8 +368,14 @@ def _web_vital(item: Mapping[str, Any], batch: _Batch, when: datetime) -> RumEve
     if value is None:
         raise _BadItem("'value' must be a non-negative number")
     metric_id = _opt_text(item, "id")
-    return _event(batch, item, when, EventKind.WEB_VITAL, (name, metric_id, value),
-                  vitals=c.vital(name, value))
+    return _event(
+        batch,
+        item,
+        when,
+        EventKind.WEB_VITAL,
+        (name, metric_id, value),
+        vitals=c.vital(name, value),
+    )
 
 
 def _error(item: Mapping[str, Any], batch: _Batch, when: datetime) -> RumEvent:
@@ -374,8 +392,9 @@ def _error(item: Mapping[str, Any], batch: _Batch, when: datetime) -> RumEvent:
         stack=_opt_text(item, "stack", 8192),
         count=count,
     )
-    return _event(batch, item, when, EventKind.ERROR, (message, error.source, error.line),
-                  errors=[error])
+    return _event(
+        batch, item, when, EventKind.ERROR, (message, error.source, error.line), errors=[error]
+    )
 
 
 def _api_error(item: Mapping[str, Any], batch: _Batch, when: datetime) -> RumEvent:
@@ -387,8 +406,7 @@ def _api_error(item: Mapping[str, Any], batch: _Batch, when: datetime) -> RumEve
     failure = c.api_error(url, method, status, _opt_ms(item, "dur"))
     if failure is None:
         raise _BadItem("'status' must be within 0..999")
-    return _event(batch, item, when, EventKind.ERROR, (method, url, status),
-                  api_errors=[failure])
+    return _event(batch, item, when, EventKind.ERROR, (method, url, status), api_errors=[failure])
 
 
 def _step(item: Mapping[str, Any], batch: _Batch, when: datetime) -> RumEvent:
@@ -404,9 +422,16 @@ def _conversion(item: Mapping[str, Any], batch: _Batch, when: datetime) -> RumEv
     if currency is not None and (len(currency) != 3 or not currency.isalpha()):
         raise _BadItem("'currency' must be an ISO 4217 code")
     name = _opt_text(item, "name")
-    return _event(batch, item, when, EventKind.CONVERSION, (name, value, currency),
-                  conversion_value=value, currency=currency.upper() if currency else None,
-                  step_event=name)
+    return _event(
+        batch,
+        item,
+        when,
+        EventKind.CONVERSION,
+        (name, value, currency),
+        conversion_value=value,
+        currency=currency.upper() if currency else None,
+        step_event=name,
+    )
 
 
 _ITEMS: dict[str, Callable[[Mapping[str, Any], _Batch, datetime], RumEvent]] = {

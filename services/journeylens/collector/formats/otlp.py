@@ -62,8 +62,16 @@ _URL_KEYS = ("url.full", "http.url", "page.url", "browser.page.url", "location.h
 _UA_KEYS = ("user_agent.original", "http.user_agent", "browser.user_agent")
 _PAGE_KEYS = ("page.id", "browser.page.id", "faro.page.id")
 _WV = "browser.web_vital."
-_NAV_TYPES = {"navigate", "reload", "back-forward", "back-forward-cache", "prerender",
-              "restore", "back_forward", "soft-navigation"}
+_NAV_TYPES = {
+    "navigate",
+    "reload",
+    "back-forward",
+    "back-forward-cache",
+    "prerender",
+    "restore",
+    "back_forward",
+    "soft-navigation",
+}
 
 
 class _BadItem(ValueError):
@@ -208,8 +216,11 @@ def _vital_event(vital: _Vital, meta: RequestMeta) -> Any:
 
 def _exception_event(attrs: dict[str, Any], record: Mapping[str, Any], meta: RequestMeta) -> Any:
     body = any_value(record.get("body"))
-    message = (c.text(attrs.get("exception.message"), 2048)
-               or (body[:2048] if isinstance(body, str) and body else None) or "(no message)")
+    message = (
+        c.text(attrs.get("exception.message"), 2048)
+        or (body[:2048] if isinstance(body, str) and body else None)
+        or "(no message)"
+    )
     error = c.js_error(
         message,
         type_=c.text(attrs.get("exception.type")),
@@ -221,8 +232,17 @@ def _exception_event(attrs: dict[str, Any], record: Mapping[str, Any], meta: Req
     trace = c.text(record.get("traceId"), 64)
     page_id = _first(attrs, _PAGE_KEYS, 256) or trace or stable_id(SOURCE, meta.app, session, url)
     return c.build_event(
-        event_id=stable_id(SOURCE, meta.app, session, page_id, "error", record.get("timeUnixNano"),
-                           record.get("spanId"), error.type, message),
+        event_id=stable_id(
+            SOURCE,
+            meta.app,
+            session,
+            page_id,
+            "error",
+            record.get("timeUnixNano"),
+            record.get("spanId"),
+            error.type,
+            message,
+        ),
         kind=EventKind.ERROR,
         source=SOURCE,
         timestamp=c.event_time(when, meta),
@@ -236,8 +256,11 @@ def _exception_event(attrs: dict[str, Any], record: Mapping[str, Any], meta: Req
 
 
 def _event_name(record: Mapping[str, Any], attrs: Mapping[str, Any]) -> str | None:
-    return (c.text(record.get("eventName")) or c.text(attrs.get("event.name"))
-            or c.text(attrs.get("name")))
+    return (
+        c.text(record.get("eventName"))
+        or c.text(attrs.get("event.name"))
+        or c.text(attrs.get("name"))
+    )
 
 
 def parse_logs(body: bytes, meta: RequestMeta) -> ParseResult:
@@ -330,8 +353,9 @@ def _span(raw: Mapping[str, Any], res_attrs: Mapping[str, Any]) -> _Span:
     code = status.get("code") if isinstance(status, dict) else None
     http_status = c.integer(attrs.get("http.status_code", attrs.get("http.response.status_code")))
     failed = code in (2, "STATUS_CODE_ERROR") or (http_status is not None and http_status >= 400)
-    return _Span(trace_id, span_id, str(raw.get("name", ""))[:128], start, end, attrs, marks,
-                 failed)
+    return _Span(
+        trace_id, span_id, str(raw.get("name", ""))[:128], start, end, attrs, marks, failed
+    )
 
 
 def _classify(span: _Span, trace: _Trace) -> None:
@@ -351,8 +375,9 @@ def _classify(span: _Span, trace: _Trace) -> None:
     if url is None or method is None:
         return  # not RUM data (user interaction, custom span)
     trace.deps.append(span)
-    status = c.integer(span.attrs.get("http.status_code",
-                                      span.attrs.get("http.response.status_code")))
+    status = c.integer(
+        span.attrs.get("http.status_code", span.attrs.get("http.response.status_code"))
+    )
     if status is None and span.failed:
         status = 0
     if status is not None and (status >= 400 or status == 0):
@@ -368,21 +393,31 @@ def _trace_events(trace_id: str, trace: _Trace, meta: RequestMeta) -> list[Any]:
     if anchor is None:
         return []
     attrs = anchor.attrs
-    url = (_first(trace.load.attrs, _URL_KEYS) if trace.load else None) or (
-        _first(trace.fetch.attrs, _URL_KEYS) if trace.fetch else None) or (
-        _first(attrs, ("page.url", "browser.page.url", "location.href")) or "")
+    url = (
+        (_first(trace.load.attrs, _URL_KEYS) if trace.load else None)
+        or (_first(trace.fetch.attrs, _URL_KEYS) if trace.fetch else None)
+        or (_first(attrs, ("page.url", "browser.page.url", "location.href")) or "")
+    )
     session = c.text(attrs.get("session.id"))
     page_id = _first(attrs, _PAGE_KEYS, 256) or trace_id
     common: dict[str, Any] = {
-        "source": SOURCE, "meta": meta, "session_id": session or page_id, "page_id": page_id,
-        "url": url, "user_agent": _first(attrs, _UA_KEYS, 1024),
+        "source": SOURCE,
+        "meta": meta,
+        "session_id": session or page_id,
+        "page_id": page_id,
+        "url": url,
+        "user_agent": _first(attrs, _UA_KEYS, 1024),
         "timestamp": c.event_time(c.from_epoch_ns(anchor.start_ns), meta),
     }
     groups = c.DependencyGroups()
     for dep in trace.deps:
         size = c.integer(dep.attrs.get("http.response_content_length"))
-        groups.add_url(_first(dep.attrs, ("http.url", "url.full")) or "", dep.duration_ms,
-                       failed=dep.failed, size=size if size and size > 0 else 0)
+        groups.add_url(
+            _first(dep.attrs, ("http.url", "url.full")) or "",
+            dep.duration_ms,
+            failed=dep.failed,
+            size=size if size and size > 0 else 0,
+        )
     events: list[Any] = []
     if trace.load is not None:
         load, fetch = trace.load, trace.fetch
@@ -394,37 +429,47 @@ def _trace_events(trace_id: str, trace: _Trace, meta: RequestMeta) -> list[Any]:
         if ttfb is not None:
             vitals["ttfb_ms"] = ttfb
         phases = fetch or load
-        events.append(c.build_event(
-            event_id=stable_id(SOURCE, meta.app, trace_id, load.span_id, EventKind.PAGE_VIEW),
-            kind=EventKind.PAGE_VIEW,
-            vitals=c.make_vitals(vitals),
-            navigation_timing=c.navigation(
-                redirect_ms=phases.phase_ms("redirectStart", "redirectEnd"),
-                dns_ms=phases.phase_ms("domainLookupStart", "domainLookupEnd"),
-                connect_ms=phases.phase_ms("connectStart", "connectEnd"),
-                tls_ms=phases.phase_ms("secureConnectionStart", "connectEnd"),
-                request_ms=phases.phase_ms("requestStart", "responseStart"),
-                response_ms=phases.phase_ms("responseStart", "responseEnd"),
-                dom_interactive_ms=load.mark_ms("domInteractive"),
-                dom_content_loaded_ms=load.mark_ms("domContentLoadedEventStart"),
-                load_event_ms=load.mark_ms("loadEventEnd"),
-                duration_ms=load.duration_ms,
-            ),
-            dependencies=groups.result(),
-            **common,
-        ))
+        events.append(
+            c.build_event(
+                event_id=stable_id(SOURCE, meta.app, trace_id, load.span_id, EventKind.PAGE_VIEW),
+                kind=EventKind.PAGE_VIEW,
+                vitals=c.make_vitals(vitals),
+                navigation_timing=c.navigation(
+                    redirect_ms=phases.phase_ms("redirectStart", "redirectEnd"),
+                    dns_ms=phases.phase_ms("domainLookupStart", "domainLookupEnd"),
+                    connect_ms=phases.phase_ms("connectStart", "connectEnd"),
+                    tls_ms=phases.phase_ms("secureConnectionStart", "connectEnd"),
+                    request_ms=phases.phase_ms("requestStart", "responseStart"),
+                    response_ms=phases.phase_ms("responseStart", "responseEnd"),
+                    dom_interactive_ms=load.mark_ms("domInteractive"),
+                    dom_content_loaded_ms=load.mark_ms("domContentLoadedEventStart"),
+                    load_event_ms=load.mark_ms("loadEventEnd"),
+                    duration_ms=load.duration_ms,
+                ),
+                dependencies=groups.result(),
+                **common,
+            )
+        )
     elif groups:
         span_ids = sorted(dep.span_id for dep in trace.deps)
-        events.append(c.build_event(
-            event_id=stable_id(SOURCE, meta.app, trace_id, EventKind.WEB_VITAL, *span_ids),
-            kind=EventKind.WEB_VITAL, dependencies=groups.result(), **common,
-        ))
+        events.append(
+            c.build_event(
+                event_id=stable_id(SOURCE, meta.app, trace_id, EventKind.WEB_VITAL, *span_ids),
+                kind=EventKind.WEB_VITAL,
+                dependencies=groups.result(),
+                **common,
+            )
+        )
     if trace.api_errors:
         span_ids = sorted(span.span_id for span, _ in trace.api_errors)
-        events.append(c.build_event(
-            event_id=stable_id(SOURCE, meta.app, trace_id, EventKind.ERROR, *span_ids),
-            kind=EventKind.ERROR, api_errors=[e for _, e in trace.api_errors], **common,
-        ))
+        events.append(
+            c.build_event(
+                event_id=stable_id(SOURCE, meta.app, trace_id, EventKind.ERROR, *span_ids),
+                kind=EventKind.ERROR,
+                api_errors=[e for _, e in trace.api_errors],
+                **common,
+            )
+        )
     return events
 
 
@@ -433,9 +478,7 @@ def parse_traces(body: bytes, meta: RequestMeta) -> ParseResult:
     doc = c.load_json(body)
     result = ParseResult()
     traces: dict[str, _Trace] = {}
-    for index, (res_attrs, raw) in enumerate(
-        _walk(doc, "resourceSpans", "scopeSpans", "spans")
-    ):
+    for index, (res_attrs, raw) in enumerate(_walk(doc, "resourceSpans", "scopeSpans", "spans")):
         try:
             if not isinstance(raw, dict):
                 raise _BadItem("span must be an object")

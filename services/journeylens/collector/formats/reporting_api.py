@@ -51,15 +51,17 @@ class _BadReport(ValueError):
     pass
 
 
-def _nel(report: Mapping[str, Any], body: Mapping[str, Any], meta: RequestMeta,
-         base: dict[str, Any]) -> RumEvent:
+def _nel(
+    report: Mapping[str, Any], body: Mapping[str, Any], meta: RequestMeta, base: dict[str, Any]
+) -> RumEvent:
     nel_type, phase = c.text(body.get("type"), 64), c.text(body.get("phase"), 32)
     if nel_type is None or phase is None:
         raise _BadReport("network-error body needs 'type' and 'phase'")
     elapsed = c.non_negative(body.get("elapsed_time"))
     fraction = c.number(body.get("sampling_fraction"))
     status = c.integer(body.get("status_code"))
-    failure = c.construct(NetworkError,
+    failure = c.construct(
+        NetworkError,
         type=nel_type,
         phase=phase,
         status_code=status if status is not None and 0 <= status <= 999 else None,
@@ -73,9 +75,12 @@ def _nel(report: Mapping[str, Any], body: Mapping[str, Any], meta: RequestMeta,
     if not groups.add_url(base["url"], elapsed or 0.0, failed=nel_type != "ok"):
         raise _BadReport("network-error 'url' has no host")
     return c.build_event(
-        kind=EventKind.NETWORK_ERROR, meta=meta, network_error=failure,
+        kind=EventKind.NETWORK_ERROR,
+        meta=meta,
+        network_error=failure,
         dependencies=groups.result(),
-        rate=c.sample_rate(fraction, c.sample_rate(meta.sample_rate, 1.0)), **base,
+        rate=c.sample_rate(fraction, c.sample_rate(meta.sample_rate, 1.0)),
+        **base,
     )
 
 
@@ -116,18 +121,31 @@ def _report(report: object, meta: RequestMeta) -> RumEvent:
         raise _BadReport(f"unsupported report type {kind[:40]!r}")
     age = c.non_negative(report.get("age")) or 0.0
     user_agent = c.text(report.get("user_agent"), 1024)
-    event_id = stable_id(SOURCE, meta.app, kind, url, age, user_agent,
-                         *(str(body.get(k)) for k in sorted(body) if isinstance(k, str)))
+    event_id = stable_id(
+        SOURCE,
+        meta.app,
+        kind,
+        url,
+        age,
+        user_agent,
+        *(str(body.get(k)) for k in sorted(body) if isinstance(k, str)),
+    )
     base: dict[str, Any] = {
-        "event_id": event_id, "source": SOURCE, "session_id": event_id, "page_id": event_id,
-        "url": url, "user_agent": user_agent,
+        "event_id": event_id,
+        "source": SOURCE,
+        "session_id": event_id,
+        "page_id": event_id,
+        "url": url,
+        "user_agent": user_agent,
         "timestamp": c.event_time(c.aware(meta.received_at) - timedelta(milliseconds=age), meta)
-        if age < 1e12 else c.event_time(None, meta),
+        if age < 1e12
+        else c.event_time(None, meta),
     }
     if kind == "network-error":
         return _nel(report, body, meta, base)
-    return c.build_event(kind=EventKind.ERROR, meta=meta, errors=[_page_problem(kind, body)],
-                         **base)
+    return c.build_event(
+        kind=EventKind.ERROR, meta=meta, errors=[_page_problem(kind, body)], **base
+    )
 
 
 def parse(body: bytes, meta: RequestMeta) -> ParseResult:

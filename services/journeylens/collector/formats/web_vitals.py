@@ -45,8 +45,15 @@ from journeylens.contracts.rum_beacons_v1 import EventKind, RumEvent, SourceForm
 
 SOURCE = SourceFormat.WEB_VITALS
 _NAVIGATION_TYPES = frozenset(
-    {"navigate", "reload", "back-forward", "back-forward-cache", "prerender", "restore",
-     "soft-navigation"}
+    {
+        "navigate",
+        "reload",
+        "back-forward",
+        "back-forward-cache",
+        "prerender",
+        "restore",
+        "soft-navigation",
+    }
 )
 
 
@@ -66,9 +73,7 @@ def _id_prefix(metric_id: str) -> str:
     return metric_id
 
 
-def page_id_from_metric(
-    source: str, app: str, metric_id: str, url: str, who: str | None
-) -> str:
+def page_id_from_metric(source: str, app: str, metric_id: str, url: str, who: str | None) -> str:
     """A page id for metrics without one: hash of the id prefix, page URL and ``who``
     (session id or User-Agent), see the module docstring."""
     return stable_id(source, app, _id_prefix(metric_id), url, who)

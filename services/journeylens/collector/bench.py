@@ -1,0 +1,500 @@
+"""``journeylens bench collector``: accepted beacons/s of a real collector on a real Kafka.
+
+What runs, all on loopback:
+
+1. Kafka: the configured bootstrap when it answers, else a throw-away `KafkaBroker` on free
+   ports in a temporary directory (jars from the stack cache); topics get a unique prefix.
+2. The collector as a real uvicorn process (1 worker, uvloop + httptools, no access log), and
+   then, with the same server options, a bare FastAPI app whose endpoint does nothing.
+3. A load generator in another process (raw HTTP/1.1 over keep-alive connections, so the
+   client is not the bottleneck) drives each scenario for a fixed time after a warm-up:
+   ``batched`` (POSTs of 20 beacons), ``single`` (1 beacon per POST) and ``bare``.
+
+Reported: requests/s, accepted beacons/s, p50/p99 latency, errors, the ratio of the single
+beacon request rate to the bare endpoint's, and the messages that reached the topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import click
+import orjson
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from journeylens.settings import CatalogSettings, KafkaSettings, StackSettings, Topic
+
+HOST = "127.0.0.1"
+BATCH_SIZE = 20
+TARGET_BATCHED_BEACONS_PER_S = 25_000
+TARGET_SINGLE_TO_BARE = 0.6
+SERVER_FLAGS = (
+    "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+    "--workers", "1", "--backlog", "4096", "--no-server-header",
+)  # fmt: skip
+PATHS = ("/cart", "/checkout", "/product/p-{n}", "/search?q=lamp", "/login", "/account", "/x")
+USER_AGENTS = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
+)
+
+
+# ------------------------------------------------------------------------ results
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    beacons_per_request: int
+    duration_s: float
+    requests: int
+    ok: int
+    errors: dict[str, int]
+    requests_per_s: float
+    beacons_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass
+class BenchResult:
+    kafka: str
+    connections: int
+    duration_s: float
+    scenarios: dict[str, ScenarioResult] = field(default_factory=dict)
+    single_to_bare: float = 0.0
+    kafka_messages: int = 0
+    targets: dict[str, bool] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------ bodies
+
+
+def beacon_body(rng: random.Random, items: int, origin: str = "http://127.0.0.1:8600") -> bytes:
+    """A realistic JourneyLens beacon batch of ``items`` page views (each its own page)."""
+    now = time.time() * 1000
+    path = rng.choice(PATHS).format(n=rng.randrange(1000))
+    entries = []
+    for _ in range(items):
+        entries.append(
+            {
+                "type": "page_view",
+                "ts": now,
+                "url": f"{origin}{path}",
+                "pid": uuid.UUID(int=rng.getrandbits(128)).hex,
+                "vitals": {
+                    "lcp": round(rng.uniform(400, 6000), 1),
+                    "cls": round(rng.uniform(0, 0.4), 3),
+                    "fcp": round(rng.uniform(200, 3000), 1),
+                    "ttfb": round(rng.uniform(50, 2000), 1),
+                },
+                "nav": {"dns": 2.1, "connect": 4.2, "request": 80.5, "duration": 1450.0},
+                "res": [
+                    {"host": "127.0.0.1:8602", "n": 6, "dur": 180.2, "max": 60.1},
+                    {"host": "fonts.example.net", "n": 2, "dur": 40.0, "max": 25.0},
+                ],
+            }
+        )
+    batch = {
+        "v": 1,
+        "sid": uuid.UUID(int=rng.getrandbits(128)).hex,
+        "pid": uuid.UUID(int=rng.getrandbits(128)).hex,
+        "url": f"{origin}{path}",
+        "ts": now,
+        "conn": {"type": "4g", "rtt": 50, "downlink": 10},
+        "items": entries,
+    }
+    return orjson.dumps(batch)
+
+
+def http_request(path: str, body: bytes, user_agent: str, port: int) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+        f"Content-Type: text/plain;charset=UTF-8\r\nUser-Agent: {user_agent}\r\n"
+        f"Origin: http://127.0.0.1:8600\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+# ------------------------------------------------------------------------ load generator
+
+_CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection sending one request at a time."""
+
+    def __init__(self, done: asyncio.Future[None]) -> None:
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[int] | None = None
+        self.transport: asyncio.Transport | None = None
+        self.closed = done
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end == -1:
+            return
+        match = _CONTENT_LENGTH.search(self.buffer, 0, end)
+        length = int(match.group(1)) if match else 0
+        if len(self.buffer) < end + 4 + length:
+            return
+        status = int(self.buffer[9:12])
+        del self.buffer[: end + 4 + length]
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(status)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("connection closed"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    async def request(self, payload: bytes) -> int:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(payload)
+        return await self.waiter
+
+
+async def _drive(config: dict[str, Any]) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    port, payloads = config["port"], [p.encode("latin-1") for p in config["payloads"]]
+    warmup_s, duration_s = config["warmup_s"], config["duration_s"]
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    clock = time.perf_counter
+    start = clock()
+    measure_from, stop_at = start + warmup_s, start + warmup_s + duration_s
+
+    async def worker(index: int) -> None:
+        closed: asyncio.Future[None] = loop.create_future()
+        _, conn = await loop.create_connection(lambda: _Connection(closed), HOST, port)
+        i = index
+        try:
+            while True:
+                sent = clock()
+                if sent >= stop_at:
+                    return
+                try:
+                    status = await asyncio.wait_for(conn.request(payloads[i % len(payloads)]), 30)
+                except (ConnectionError, TimeoutError):
+                    statuses["conn-error"] = statuses.get("conn-error", 0) + 1
+                    return
+                i += 7
+                done = clock()
+                if sent >= measure_from and done <= stop_at:
+                    key = str(status)
+                    statuses[key] = statuses.get(key, 0) + 1
+                    latencies.append(done - sent)
+        finally:
+            if conn.transport is not None:
+                conn.transport.close()
+
+    await asyncio.gather(*(worker(i) for i in range(config["connections"])))
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return (
+            latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else 0
+        )
+
+    return {"statuses": statuses, "p50_ms": pct(0.50), "p99_ms": pct(0.99)}
+
+
+def load_main() -> None:
+    """Entry point of the load-generator process: config JSON on stdin, result JSON out."""
+    config = json.loads(sys.stdin.read())
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        pass
+    print(json.dumps(asyncio.run(_drive(config))))
+
+
+def run_load(
+    port: int,
+    path: str,
+    beacons: int,
+    connections: int,
+    warmup_s: float,
+    duration_s: float,
+    seed: int = 7,
+) -> ScenarioResult:
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
+    payloads = [
+        http_request(path, beacon_body(rng, beacons), rng.choice(USER_AGENTS), port).decode(
+            "latin-1"
+        )
+        for _ in range(256)
+    ]
+    config = {
+        "port": port,
+        "payloads": payloads,
+        "connections": connections,
+        "warmup_s": warmup_s,
+        "duration_s": duration_s,
+    }
+    done = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-c", "from journeylens.collector.bench import load_main; load_main()"],
+        input=json.dumps(config),
+        capture_output=True,
+        text=True,
+        timeout=warmup_s + duration_s + 120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise click.ClickException(f"load generator failed: {done.stderr[-2000:]}")
+    raw = json.loads(done.stdout)
+    statuses: dict[str, int] = raw["statuses"]
+    ok = sum(n for code, n in statuses.items() if code.isdigit() and 200 <= int(code) < 300)
+    total = sum(statuses.values())
+    return ScenarioResult(
+        name=path,
+        beacons_per_request=beacons,
+        duration_s=duration_s,
+        requests=total,
+        ok=ok,
+        errors={code: n for code, n in statuses.items() if code not in ("200", "202", "204")},
+        requests_per_s=round(ok / duration_s, 1),
+        beacons_per_s=round(ok * beacons / duration_s, 1),
+        p50_ms=round(raw["p50_ms"], 2),
+        p99_ms=round(raw["p99_ms"], 2),
+    )
+
+
+# ------------------------------------------------------------------------ servers
+
+
+def bare_app() -> FastAPI:
+    """A FastAPI app whose endpoint does nothing: the reference for the single-beacon rate."""
+    app = FastAPI()
+
+    @app.post("/v1/beacons")
+    async def nothing() -> Response:
+        return Response(status_code=202)
+
+    @app.get("/readyz")
+    async def ready() -> Response:
+        return Response(status_code=200)
+
+    return app
+
+
+def _free_port() -> int:
+    from journeylens.stack.process import free_port
+
+    return free_port(HOST)
+
+
+@contextmanager
+def uvicorn_process(target: str, port: int, env: dict[str, str], log: Path) -> Iterator[None]:
+    """A uvicorn server process (1 worker) for ``target`` (a factory), ready on ``port``."""
+    import httpx
+
+    command = [
+        sys.executable, "-m", "uvicorn", target, "--factory", "--host", HOST,
+        "--port", str(port), *SERVER_FLAGS,
+    ]  # fmt: skip
+    with log.open("ab") as out:
+        process = subprocess.Popen(  # noqa: S603 - fixed argv
+            command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        probe = "/readyz"
+        while True:
+            if process.poll() is not None:
+                raise click.ClickException(f"{target} exited; see {log}")
+            try:
+                if httpx.get(f"http://{HOST}:{port}{probe}", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"{target} not ready after 60s; see {log}")
+            time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def kafka_for_bench(work: Path, progress: Any) -> Iterator[KafkaSettings]:
+    """The configured Kafka when it answers, else a throw-away broker on free ports."""
+    from journeylens.stack.kafka import KafkaBroker, broker_is_ready
+
+    configured = KafkaSettings()
+    host, _, port = configured.bootstrap_servers.split(",")[0].rpartition(":")
+    prefix = f"bench-{uuid.uuid4().hex[:6]}."
+    if port.isdigit() and broker_is_ready(host or HOST, int(port)):
+        yield configured.model_copy(update={"topic_prefix": prefix})
+        return
+    stack = StackSettings()
+    private = StackSettings(
+        data_dir=work / "stack",
+        cache_dir=stack.cache_dir.resolve(),
+        kafka_port=_free_port(),
+        kafka_controller_port=_free_port(),
+    )
+    broker = KafkaBroker(private)
+    broker.start(progress)
+    try:
+        yield KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix=prefix)
+    finally:
+        broker.stop(timeout_s=30.0, progress=progress)
+
+
+async def _topic_messages(kafka: KafkaSettings) -> int:
+    """How many messages the RUM topic holds (sum of its partitions' end offsets)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from journeylens.stack.topics import admin_client_options
+
+    topic = kafka.physical(Topic.RUM_BEACONS)
+    admin = AIOKafkaAdminClient(**admin_client_options(kafka))
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, p["partition"]) for p in described[0]["partitions"]]
+    consumer = AIOKafkaConsumer(
+        **admin_client_options(kafka), group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+        return int(sum(ends.values()))
+    finally:
+        await consumer.stop()
+
+
+# ------------------------------------------------------------------------ the bench
+
+
+def run_bench(
+    duration_s: float = 8.0,
+    warmup_s: float = 2.0,
+    connections: int = 32,
+    progress: Any = None,
+) -> BenchResult:
+    from journeylens.stack.topics import ensure_topics, load_topic_specs
+
+    say = progress or (lambda _line: None)
+    with tempfile.TemporaryDirectory(prefix="journeylens-bench-") as tmp:
+        work = Path(tmp)
+        with kafka_for_bench(work, say) as kafka:
+            specs_dir = Path(__file__).resolve().parents[3] / "schemas" / "topics"
+            asyncio.run(ensure_topics(kafka, load_topic_specs(specs_dir), say))
+            result = BenchResult(
+                kafka=kafka.bootstrap_servers, connections=connections, duration_s=duration_s
+            )
+            env = {
+                "JOURNEYLENS_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+                "JOURNEYLENS_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+                "JOURNEYLENS_CATALOG_PATH": str(CatalogSettings().path.resolve()),
+                "JOURNEYLENS_COLLECTOR_RATE_LIMIT_PER_S": "1e9",
+                "JOURNEYLENS_COLLECTOR_RATE_LIMIT_BURST": "1000000000",
+                "JOURNEYLENS_COLLECTOR_BUFFER_MAX_EVENTS": "200000",
+            }
+            port = _free_port()
+            say(f"collector on {HOST}:{port} (Kafka {kafka.bootstrap_servers})")
+            with uvicorn_process(
+                "journeylens.cli.collector:build_app", port, env, work / "collector.log"
+            ):
+                for name, beacons in (("batched", BATCH_SIZE), ("single", 1)):
+                    say(f"scenario {name}: {beacons} beacon(s) per POST, {duration_s:g}s")
+                    scenario = run_load(
+                        port, "/v1/beacons?k=pk_demo_shop_0001", beacons, connections,
+                        warmup_s, duration_s,
+                    )  # fmt: skip
+                    scenario.name = name
+                    result.scenarios[name] = scenario
+            port = _free_port()
+            say(f"bare FastAPI endpoint on {HOST}:{port}")
+            with uvicorn_process(
+                "journeylens.collector.bench:bare_app", port, {}, work / "bare.log"
+            ):
+                bare = run_load(port, "/v1/beacons", 1, connections, warmup_s, duration_s)
+                bare.name = "bare"
+                result.scenarios["bare"] = bare
+            result.kafka_messages = asyncio.run(_topic_messages(kafka))
+    single, bare = result.scenarios["single"], result.scenarios["bare"]
+    result.single_to_bare = (
+        round(single.requests_per_s / bare.requests_per_s, 3) if bare.requests_per_s else 0.0
+    )
+    result.targets = {
+        f"batched >= {TARGET_BATCHED_BEACONS_PER_S} beacons/s": (
+            result.scenarios["batched"].beacons_per_s >= TARGET_BATCHED_BEACONS_PER_S
+        ),
+        f"single/bare >= {TARGET_SINGLE_TO_BARE}": result.single_to_bare >= TARGET_SINGLE_TO_BARE,
+    }
+    return result
+
+
+def render_table(result: BenchResult) -> str:
+    lines = [
+        f"{'scenario':<10} {'beacons/req':>11} {'req/s':>10} {'beacons/s':>11} "
+        f"{'p50 ms':>8} {'p99 ms':>8}  errors",
+    ]
+    for s in result.scenarios.values():
+        errors = ", ".join(f"{k}: {v}" for k, v in s.errors.items()) or "-"
+        lines.append(
+            f"{s.name:<10} {s.beacons_per_request:>11} {s.requests_per_s:>10.0f} "
+            f"{s.beacons_per_s:>11.0f} {s.p50_ms:>8.2f} {s.p99_ms:>8.2f}  {errors}"
+        )
+    lines.append(f"single/bare request-rate ratio: {result.single_to_bare:.3f}")
+    lines.append(f"messages on {Topic.RUM_BEACONS.value}: {result.kafka_messages}")
+    for target, met in result.targets.items():
+        lines.append(f"target {target}: {'met' if met else 'NOT met'}")
+    return "\n".join(lines)
+
+
+@click.command("collector")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--duration", type=click.FloatRange(1, 120), default=8.0, show_default=True)
+@click.option("--warmup", type=click.FloatRange(0, 30), default=2.0, show_default=True)
+@click.option("--connections", type=click.IntRange(1, 512), default=32, show_default=True)
+def bench_collector(as_json: bool, duration: float, warmup: float, connections: int) -> None:
+    """Accepted beacons/s (batched and single) of a real collector on a real Kafka."""
+
+    def progress(line: str) -> None:
+        click.echo(f"  {line}", err=True)
+
+    result = run_bench(duration, warmup, connections, progress)
+    click.echo(render_table(result))
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
