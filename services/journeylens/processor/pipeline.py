@@ -55,6 +55,7 @@ class PipelineConfig:
     grace_s: int = 30
     top_n: int = 8
     idle_timeout_s: float = 120.0
+    stream_lag_s: int = 300
 
 
 @dataclass
@@ -64,6 +65,8 @@ class JourneyState:
     offsets: dict[str, int] = field(default_factory=dict)
     detector: Any = None
     partition: int = -1
+    stream_marks: dict[str, int] = field(default_factory=dict)
+    """Largest event time (epoch s) seen per input stream of this journey."""
 
     def encode(self) -> bytes:
         closer = self.closer.to_state() if self.closer is not None else None
@@ -74,6 +77,7 @@ class JourneyState:
             "offsets": self.offsets,
             "detector": self.detector,
             "partition": self.partition,
+            "stream_marks": self.stream_marks,
         }
         return zlib.compress(orjson.dumps(doc), 3)
 
@@ -89,7 +93,14 @@ class JourneyState:
             else None
         )
         offsets = dict(doc.get("offsets") or {})
-        return cls(windows, closer, offsets, doc.get("detector"), int(doc.get("partition", -1)))
+        return cls(
+            windows,
+            closer,
+            offsets,
+            doc.get("detector"),
+            int(doc.get("partition", -1)),
+            {k: int(v) for k, v in (doc.get("stream_marks") or {}).items()},
+        )
 
 
 @dataclass
@@ -191,7 +202,7 @@ class ExperiencePipeline:
         closer = state.closer
         assert closer is not None
         partition = -1
-        batches: list[BatchStates] = []
+        batches: list[tuple[str, BatchStates]] = []
         for stream, items in streams.items():
             mark = state.offsets.get(stream, -1)
             fresh = [(r, m) for r, m in items if r.offset > mark]
@@ -203,21 +214,38 @@ class ExperiencePipeline:
             messages = [m for _, m in fresh]
             aggregate = pre_aggregate_rum if stream == RUM else pre_aggregate_synthetic
             batches.append(
-                aggregate(
-                    messages,
-                    self.view,
-                    self.config.window_s,
-                    closer.watermark,
-                    grace_s=self.config.grace_s,
-                )
+                (
+                    stream,
+                    aggregate(
+                        messages,
+                        self.view,
+                        self.config.window_s,
+                        closer.watermark,
+                        grace_s=self.config.grace_s,
+                    ),
+                ),
             )
-        for batch in batches:
+        for stream, batch in batches:
             merge_into(state.windows, batch)
-            closer.observe(batch.max_event_ts, batch.windows)
+            if batch.max_event_ts is not None:
+                previous = state.stream_marks.get(stream, batch.max_event_ts)
+                state.stream_marks[stream] = max(previous, batch.max_event_ts)
+            closer.observe(None, batch.windows)
             closer.count_late(batch.late_events)
             out.late_events += batch.late_events
+        closer.observe(self._combined_mark(state.stream_marks), set())
         self._close_windows(journey, state, out)
         return partition
+
+    def _combined_mark(self, marks: Mapping[str, int]) -> int | None:
+        """Event time both streams have reached: the slower stream holds the watermark back,
+        unless it lags by more than ``stream_lag_s`` (a sparse or silent stream, e.g. a journey
+        probed every 5 minutes), so one topic read ahead of the other makes nothing late."""
+        if not marks:
+            return None
+        newest = max(marks.values())
+        current = [m for m in marks.values() if newest - m <= self.config.stream_lag_s]
+        return min(current)
 
     def _close_windows(self, journey: str, state: JourneyState, out: BatchOutput) -> bool:
         assert state.closer is not None
