@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import os
@@ -153,10 +154,8 @@ def uninterrupted(
     try:
         _wait(lambda: _all_windows_done(target), 120, "the worker to close every window")
         raw = "SELECT count() FROM rum_events FINAL"
-        try:
+        with contextlib.suppress(AssertionError):  # asserted by the tests, reported there
             _wait(lambda: _count(target, raw) == produced, 60, "every raw event")
-        except AssertionError:
-            pass  # asserted by the tests below, so the failure is reported there
     finally:
         _stop(worker)
     yield target
