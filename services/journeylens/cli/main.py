@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from journeylens import __version__
-from journeylens.cli import collector, demo_shop, probe, schemas, stack, worker
+from journeylens.cli import api, collector, demo_shop, probe, schemas, stack, worker
 from journeylens.collector.bench import bench_collector
 
 
@@ -23,6 +23,7 @@ cli.add_command(worker.command)
 cli.add_command(probe.command)
 cli.add_command(demo_shop.group)
 cli.add_command(collector.command)
+cli.add_command(api.command)
 
 
 @cli.group("bench")
@@ -31,6 +32,7 @@ def bench() -> None:
 
 
 bench.add_command(bench_collector, "collector")
+bench.add_command(api.bench_api, "api")
 
 
 def main() -> None:

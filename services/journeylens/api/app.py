@@ -1,0 +1,100 @@
+"""The query API: `create_app` builds the FastAPI application from settings passed in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
+
+from journeylens import __version__
+from journeylens.api.auth import TokenVerifier, require_token
+from journeylens.api.context import ApiContext
+from journeylens.api.db import ClientFactory, Database
+from journeylens.api.problems import PROBLEM_CONTENT_TYPE, Problem, install_problem_handlers
+from journeylens.api.queries import Reader
+from journeylens.api.routes import alerts, anomalies, dashboard, incidents, journeys
+from journeylens.contracts.catalog import Catalog
+from journeylens.settings import ApiSettings
+from journeylens.storage.client import make_client
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "Parameters that make no sense"},
+    401: {"model": Problem, "description": "Missing or unaccepted bearer token"},
+    404: {"model": Problem, "description": "Unknown journey or step"},
+    422: {"model": Problem, "description": "Parameters that do not validate"},
+    500: {"model": Problem, "description": "ClickHouse failed"},
+}
+
+
+def create_app(
+    api_settings: ApiSettings,
+    clickhouse: ClientFactory | str,
+    catalog: Catalog,
+) -> FastAPI:
+    """The API and dashboard over one ClickHouse database.
+
+    ``clickhouse`` is a DSN (``http://...`` or ``chdb://...``) or a factory of
+    clickhouse-connect clients (one is made per worker thread).
+    """
+    factory: ClientFactory = (
+        (lambda: make_client(clickhouse, create_database=False))
+        if isinstance(clickhouse, str)
+        else clickhouse
+    )
+    database = Database(factory)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            database.close()
+
+    app = FastAPI(
+        title="JourneyLens API",
+        version=__version__,
+        description=(
+            "Journey health, timeseries, breakdowns, dependencies, funnels, incidents, alerts "
+            "and anomalies. Every /api route needs 'Authorization: Bearer <token>'. Errors are "
+            "application/problem+json."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.api_context = ApiContext(catalog=catalog, reader=Reader(database))
+    dev_token = api_settings.dev_token
+    app.state.dev_token = dev_token.get_secret_value() if dev_token is not None else None
+    install_problem_handlers(app)
+    auth = [Depends(require_token(TokenVerifier.from_settings(api_settings)))]
+    for module in (journeys, incidents, alerts, anomalies):
+        app.include_router(module.router, dependencies=auth, responses=ERROR_RESPONSES)
+    app.include_router(dashboard.router)
+    app.mount("/static", StaticFiles(directory=dashboard.ASSETS), name="static")
+    app.openapi = _problem_openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The generated document, with error bodies declared as application/problem+json."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    for status, response in operation.get("responses", {}).items():
+                        content = response.get("content", {})
+                        if status.startswith(("4", "5")) and "application/json" in content:
+                            content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi

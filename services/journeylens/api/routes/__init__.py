@@ -1,0 +1,1 @@
+"""One module per resource: journeys, incidents, alerts, anomalies; and the dashboard."""

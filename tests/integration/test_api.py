@@ -1,0 +1,313 @@
+"""The query API against real ClickHouse: known rows in, the exact numbers out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from tests.fixtures.clickhouse import RunningClickHouse
+from tests.integration.api_support import Seeded, auth, iso, make_app, seed
+
+from journeylens.storage.client import Client
+
+pytestmark = pytest.mark.clickhouse
+
+
+@pytest.fixture(scope="module")
+def seeded(clickhouse_client: Client) -> Seeded:
+    return seed(clickhouse_client)
+
+
+@pytest.fixture(scope="module")
+def api(
+    clickhouse_server: RunningClickHouse, clickhouse_client: Client, seeded: Seeded
+) -> Iterator[TestClient]:
+    app = make_app(clickhouse_server.target_for(clickhouse_client.database))
+    with TestClient(app) as client:
+        yield client
+
+
+def get(api: TestClient, path: str, **params: object) -> dict:
+    response = api.get(path, params=params, headers=auth())
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def hour_range(seeded: Seeded) -> dict[str, str]:
+    return {"from": iso(seeded.base), "to": iso(seeded.base + timedelta(minutes=10))}
+
+
+def test_journeys_carry_status_vitals_availability_and_open_incidents(
+    api: TestClient, seeded: Seeded
+) -> None:
+    body = get(api, "/api/v1/journeys", at=iso(seeded.at))
+    journeys = {item["id"]: item for item in body["items"]}
+    assert set(journeys) == {
+        "login",
+        "sso-api",
+        "search",
+        "checkout",
+        "products-api",
+        "static-assets",
+    }
+    checkout = journeys["checkout"]
+    assert checkout["status"] == "degraded"
+    assert checkout["scope"] == "rum_only"
+    assert checkout["reasons"] == ["rum.lcp_ms.p75 2900 > 2500"]
+    assert checkout["window_start"].startswith(iso(seeded.base + timedelta(minutes=9))[:19])
+    lcp = next(v for v in checkout["vitals"] if v["name"] == "lcp")
+    assert lcp == {
+        "name": "lcp",
+        "p75": 2900.0,
+        "threshold": {"good": 2500.0, "poor": 4000.0, "direction": "above"},
+        "rating": "needs_improvement",
+    }
+    assert checkout["error_rate"] == 0.09
+    assert checkout["error_rate_threshold"] == 0.02
+    # last hour: 10 windows x 2 runs (a replayed window counted once), 1 failure
+    assert checkout["synthetic_runs"] == 20
+    assert checkout["availability"] == 0.95
+    [incident] = checkout["open_incidents"]
+    assert incident["incident_id"] == "checkout-20261125T100000Z"
+    assert incident["revenue_at_risk"] == 5916.0
+    assert incident["suspected_dependency"] == "payment"
+    assert incident["failing_locations"] == ["eu-central-frankfurt"]
+    assert [s["metric"] for s in incident["signals"]] == [
+        "rum.error_rate",
+        "synthetic.availability",
+    ]
+    assert checkout["revenue_at_risk"] == 5916.0
+    # the login incident was resolved: not open
+    assert journeys["login"]["open_incidents"] == []
+    assert journeys["search"]["status"] == "no_data"
+
+
+def test_timeseries_raw_windows(api: TestClient, seeded: Seeded) -> None:
+    body = get(
+        api, "/api/v1/journeys/checkout/timeseries", metric="rum.lcp_ms.p75", **hour_range(seeded)
+    )
+    assert body["resolution"] == "1m"
+    assert body["source"] == "journey_aggregates"
+    assert [p["value"] for p in body["points"]] == [2000.0 + 100 * i for i in range(10)]
+    assert body["threshold"] == {"good": 2500.0, "poor": 4000.0, "direction": "above"}
+
+
+def test_timeseries_five_minute_buckets(api: TestClient, seeded: Seeded) -> None:
+    body = get(
+        api,
+        "/api/v1/journeys/checkout/timeseries",
+        metric="rum.error_rate",
+        resolution="5m",
+        **hour_range(seeded),
+    )
+    # windows 0-4: 0+1+2+3+4 errors of 500 views; 5-9: 35 of 500 (the replay counted once)
+    assert [p["value"] for p in body["points"]] == [0.02, 0.07]
+
+
+def test_resolution_follows_the_range(api: TestClient, seeded: Seeded) -> None:
+    for hours, resolution in ((6, "1m"), (24, "5m"), (24 * 30, "1h"), (24 * 90, "1d")):
+        body = get(
+            api,
+            "/api/v1/journeys/checkout/timeseries",
+            metric="synthetic.availability",
+            **{"from": iso(seeded.at - timedelta(hours=hours)), "to": iso(seeded.at)},
+        )
+        assert body["resolution"] == resolution, hours
+
+
+def test_rollups_give_the_hourly_numbers_of_the_raw_windows(
+    api: TestClient, clickhouse_client: Client, seeded: Seeded
+) -> None:
+    window = {"from": iso(seeded.base - timedelta(days=3)), "to": iso(seeded.at)}
+    for metric, expected in (
+        ("rum.error_rate", 45 / 1000),
+        ("synthetic.availability", 19 / 20),
+        ("rum.page_views", 1000.0),
+        ("funnel.completion_rate", 0.4),
+    ):
+        body = get(api, "/api/v1/journeys/checkout/timeseries", metric=metric, **window)
+        assert body["resolution"] == "1h"
+        assert body["source"] == "journey_rollup_hourly"
+        [point] = body["points"]
+        assert point["value"] == pytest.approx(expected, abs=1e-9), metric
+    # segment series come from the rollup of the windows' p75s (count-weighted)
+    body = get(
+        api,
+        "/api/v1/journeys/checkout/timeseries",
+        metric="rum.lcp_ms.p75",
+        segment_dimension="country",
+        segment_value="DE",
+        **window,
+    )
+    assert [p["value"] for p in body["points"]] == [3200.0]
+    # whole-population vitals come from the raw beacons' t-digest: the same as computed raw
+    raw = clickhouse_client.query(
+        "SELECT quantileTDigest(0.75)(vitals_lcp_ms) FROM rum_events FINAL "
+        "WHERE journey = 'checkout' AND NOT synthetic"
+    ).result_rows[0][0]
+    body = get(api, "/api/v1/journeys/checkout/timeseries", metric="rum.lcp_ms.p75", **window)
+    assert body["source"] == "rum_vitals_hourly"
+    [point] = body["points"]
+    assert point["value"] == pytest.approx(raw, rel=1e-9)
+    daily = get(
+        api,
+        "/api/v1/journeys/checkout/timeseries",
+        metric="rum.error_rate",
+        resolution="1d",
+        **window,
+    )
+    assert daily["source"] == "journey_rollup_daily"
+    assert [p["value"] for p in daily["points"] if p["value"] is not None] == [0.045]
+
+
+def test_breakdown_by_country(api: TestClient, seeded: Seeded) -> None:
+    body = get(
+        api, "/api/v1/journeys/checkout/breakdown", dimension="country", **hour_range(seeded)
+    )
+    rows = {row["value"]: row for row in body["items"]}
+    assert list(rows) == ["FR", "DE"]  # by page views
+    assert rows["FR"]["lcp_p75_ms"] == 1800.0
+    assert rows["FR"]["ratings"]["rum.lcp_ms.p75"] == "good"
+    assert rows["DE"]["lcp_p75_ms"] == 3200.0
+    assert rows["DE"]["ratings"]["rum.lcp_ms.p75"] == "needs_improvement"
+    assert rows["DE"]["error_rate"] == 0.1
+    assert rows["DE"]["ratings"]["rum.error_rate"] == "poor"
+
+
+def test_dependencies_ranked_by_impact(api: TestClient, seeded: Seeded) -> None:
+    body = get(api, "/api/v1/journeys/checkout/dependencies", **hour_range(seeded))
+    assert [(d["host"], d["requests"], d["failures"], d["p75_ms"]) for d in body["items"]] == [
+        ("pay.localhost", 300, 60, 900.0),
+        ("cdn.localhost", 1000, 10, 120.0),
+    ]
+    assert body["items"][0]["failure_rate"] == 0.2
+    assert body["items"][0]["steps"] == ["payment"]
+
+
+def test_funnel(api: TestClient, seeded: Seeded) -> None:
+    body = get(api, "/api/v1/journeys/checkout/funnel", **hour_range(seeded))
+    assert [(s["step"], s["sessions_entered"]) for s in body["steps"]] == [
+        ("cart", 500),
+        ("checkout-page", 400),
+        ("payment", 300),
+        ("confirmation", 200),
+    ]
+    assert body["steps"][3]["share_of_first"] == 0.4
+    assert body["steps"][1]["drop_off"] == 0.2
+    assert (body["sessions_entered"], body["sessions_completed"]) == (500, 200)
+    assert body["completion_rate"] == 0.4
+
+
+def test_compare_rum_and_synthetic(api: TestClient, seeded: Seeded) -> None:
+    body = get(api, "/api/v1/journeys/checkout/compare", **hour_range(seeded))
+    steps = {s["step"]: s for s in body["steps"]}
+    whole = steps["_journey"]
+    assert whole["rum"]["page_views"] == 1000
+    assert whole["rum"]["lcp_p75_ms"] == 2450.0
+    assert whole["synthetic"] == {
+        "runs": 20,
+        "failures": 1,
+        "availability": 0.95,
+        "duration_p95_ms": 1200.0,
+    }
+    assert steps["payment"]["rum"]["page_views"] == 300
+    assert steps["payment"]["synthetic"]["runs"] == 0
+
+
+def test_locations(api: TestClient, seeded: Seeded) -> None:
+    body = get(api, "/api/v1/journeys/checkout/locations", **hour_range(seeded))
+    assert [
+        (r["location"], r["runs"], r["failures"], r["availability"]) for r in body["items"]
+    ] == [
+        ("eu-central-frankfurt", 10, 1, 0.9),
+        ("eu-west-paris", 10, 0, 1.0),
+    ]
+
+
+def test_incidents_history_and_filter(api: TestClient, seeded: Seeded) -> None:
+    body = get(api, "/api/v1/incidents")
+    assert [(i["incident_id"], i["status"]) for i in body["items"]] == [
+        ("checkout-20261125T100000Z", "firing"),
+        ("login-incident-1", "resolved"),
+    ]
+    assert body["items"][1]["resolved_at"] is not None
+    assert body["next_offset"] is None
+    firing = get(api, "/api/v1/incidents", status="firing")
+    assert [i["revenue_at_risk"] for i in firing["items"]] == [5916.0]
+    page = get(api, "/api/v1/incidents", limit=1)
+    assert len(page["items"]) == 1
+    assert page["next_offset"] == 1
+    assert get(api, "/api/v1/incidents", journey="search")["items"] == []
+
+
+def test_alerts_and_anomalies(api: TestClient, seeded: Seeded) -> None:
+    window = {"from": iso(seeded.base - timedelta(hours=2)), "to": iso(seeded.at)}
+    alerts = get(api, "/api/v1/alerts", **window)
+    assert [a["type"].rsplit(".", 1)[1] for a in alerts["items"]] == [
+        "firing",
+        "resolved",
+        "firing",
+    ]
+    anomalies = get(api, "/api/v1/anomalies", journey="checkout", **window)
+    [anomaly] = anomalies["items"]
+    assert (anomaly["metric"], anomaly["value"], anomaly["threshold"]) == (
+        "rum.error_rate",
+        0.1602,
+        0.02,
+    )
+    none = get(api, "/api/v1/anomalies", metric="rum.apdex", **window)
+    assert none["items"] == []
+
+
+def test_errors_are_problem_json(api: TestClient, seeded: Seeded) -> None:
+    cases = [
+        ("/api/v1/journeys/nope/funnel", {}, 404),
+        ("/api/v1/journeys/checkout/timeseries", {"metric": "rum.nope"}, 400),
+        ("/api/v1/journeys/checkout/timeseries", {"step": "nope"}, 404),
+        ("/api/v1/journeys/checkout/funnel", {"from": iso(seeded.at), "to": iso(seeded.base)}, 400),
+        ("/api/v1/journeys/checkout/breakdown", {"dimension": "planet"}, 422),
+        ("/api/v1/incidents", {"limit": 1001}, 422),
+        (
+            "/api/v1/journeys/checkout/timeseries",
+            {
+                "resolution": "1m",
+                "from": iso(seeded.base - timedelta(days=30)),
+                "to": iso(seeded.at),
+            },
+            400,
+        ),
+    ]
+    for path, params, status in cases:
+        response = api.get(path, params=params, headers=auth())
+        assert response.status_code == status, (path, params, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        assert body["status"] == status
+        assert body["type"].startswith("urn:journeylens:problem:")
+
+
+def test_openapi_documents_every_route(api: TestClient) -> None:
+    spec = api.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API token (Authorization: Bearer).",
+    }
+    for path, item in spec["paths"].items():
+        for operation in item.values():
+            ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+            assert "$ref" in ok, path
+            assert operation["security"] == [{"bearer": []}], path
+            problem = operation["responses"]["401"]["content"]["application/problem+json"]
+            assert problem["schema"]["$ref"].endswith("/Problem")
+
+
+def test_dashboard_is_served_without_external_assets(api: TestClient) -> None:
+    page = api.get("/")
+    assert page.status_code == 200
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "http://" not in page.text and "https://" not in page.text
+    assert api.get("/journeys/checkout").status_code == 200
+    assert api.get("/static/app.js").status_code == 200
