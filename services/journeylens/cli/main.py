@@ -7,6 +7,7 @@ import click
 from journeylens import __version__
 from journeylens.cli import api, collector, demo_shop, probe, schemas, stack, worker
 from journeylens.collector.bench import bench_collector
+from journeylens.processor.bench import bench_worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,6 +34,7 @@ def bench() -> None:
 
 bench.add_command(bench_collector, "collector")
 bench.add_command(api.bench_api, "api")
+bench.add_command(bench_worker, "worker")
 
 
 def main() -> None:

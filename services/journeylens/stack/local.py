@@ -34,7 +34,9 @@ class LocalStack:
         broker.ensure_jars(progress)
         broker.start(progress)
         self.server.start(progress)
-        report = asyncio.run(ensure_topics(self.kafka, load_topic_specs(), progress))
+        # Topics go to the broker this stack runs, whatever bootstrap the settings name.
+        own = self.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
+        report = asyncio.run(ensure_topics(own, load_topic_specs(), progress))
         progress(f"topics: {len(report.created)} created, {len(report.existing)} existing")
         migrate(self.clickhouse_dsn(), progress)
 

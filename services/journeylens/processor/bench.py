@@ -1,0 +1,347 @@
+"""``journeylens bench worker``: RUM events/s of one worker process, Kafka in → ClickHouse out.
+
+What runs, all on loopback:
+
+1. Kafka (the configured broker when it answers, else a throw-away one) and ClickHouse (the
+   configured ``http://`` DSN when it answers, else a throw-away local server), a fresh topic
+   prefix and database per run.
+2. ``--events`` RUM events spread over ``--keys`` active journey × step × segment keys are
+   produced to the RUM topic (plus one probe result per journey and window).
+3. Baseline: a plain aiokafka consumer that only decodes (orjson) the same topic.
+4. The worker as a real ``journeylens worker`` process; its rate is measured from its first
+   raw row in ClickHouse until every event is stored raw and every window aggregated, and its
+   peak RSS read from /proc (VmHWM).
+
+Printed: both rates, their ratio, peak RSS, and the targets (≥ 50,000 events/s, ≥ 0.5 of the
+plain consumer, ≤ 500 MB with 1,000 active keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+import yaml
+
+from journeylens.collector.bench import kafka_for_bench
+from journeylens.settings import ClickHouseSettings, KafkaSettings, StackSettings, Topic
+from journeylens.stack.process import free_port
+from journeylens.stack.topics import ensure_topics, load_topic_specs
+from journeylens.storage.client import make_client, parse_dsn
+from journeylens.storage.migrations import apply_migrations
+
+TARGET_EVENTS_PER_S = 50_000
+TARGET_RATIO = 0.5
+TARGET_RSS_MB = 500
+COUNTRIES = ("FR", "DE", "US", "GB", "ES", "IT", "NL", "BR", "IN", "JP", "CA", "PL")
+DEVICES = ("desktop", "mobile", "tablet")
+BROWSERS = ("Chrome", "Safari", "Firefox", "Edge", "Chrome Mobile", "Samsung Internet")
+CONNECTIONS = ("4g", "3g", "wifi", "ethernet", "unknown")
+
+
+@dataclass
+class WorkerBenchResult:
+    events: int
+    active_keys: int
+    plain_consumer_events_per_s: float
+    worker_events_per_s: float
+    ratio: float
+    worker_peak_rss_mb: float
+    aggregate_rows: int
+    targets: dict[str, bool]
+
+
+def bench_catalog(journeys: int, steps: int) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "apps": [{"id": "bench", "site_key": "pk_bench_00000001"}],
+        "journeys": [
+            {
+                "id": f"j{j}",
+                "name": f"Bench journey {j}",
+                "app": "bench",
+                "steps": [{"id": f"s{s}", "rum": {"path": f"^/j{j}/s{s}$"}} for s in range(steps)],
+            }
+            for j in range(journeys)
+        ],
+    }
+
+
+def active_keys(journeys: int, steps: int) -> int:
+    segments = 1 + len(COUNTRIES) + len(DEVICES) + len(BROWSERS) + len(CONNECTIONS)
+    return journeys * steps * segments
+
+
+def make_events(n: int, journeys: int, steps: int, minutes: int, seed: int = 7) -> list[bytes]:
+    """``n`` RUM events over ``minutes`` windows starting 2026-11-25T10:00Z, plus a closer."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible bench data, not secrets
+    base = 1_795_600_800  # 2026-11-25T10:00:00Z
+    out: list[bytes] = []
+    for i in range(n):
+        j, s = rng.randrange(journeys), rng.randrange(steps)
+        ts = base + (i * minutes * 60) // n
+        out.append(orjson.dumps(_event(i, f"j{j}", f"s{s}", ts, rng)))
+    for j in range(journeys):  # moves every journey's watermark past the last window
+        out.append(orjson.dumps(_event(n + j, f"j{j}", "s0", base + (minutes + 5) * 60, rng)))
+    return out
+
+
+def _event(i: int, journey: str, step: str, ts: int, rng: random.Random) -> dict[str, Any]:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{i % 1000:03d}Z"
+    return {
+        "event_id": f"b{i}",
+        "kind": "page_view",
+        "source": "journeylens",
+        "timestamp": stamp,
+        "received_at": stamp,
+        "app": "bench",
+        "journey": journey,
+        "step": step,
+        "session_id": f"s{rng.randrange(20_000)}",
+        "page_id": f"p{i}",
+        "url": f"https://shop.example.com/{journey}/{step}",
+        "path": f"/{journey}/{step}",
+        "navigation_type": "navigate",
+        "vitals": {
+            "lcp_ms": round(rng.lognormvariate(7.4, 0.5), 1),
+            "inp_ms": round(rng.lognormvariate(4.6, 0.6), 1),
+            "cls": round(rng.random() * 0.2, 3),
+            "fcp_ms": round(rng.lognormvariate(7.0, 0.4), 1),
+            "ttfb_ms": round(rng.lognormvariate(5.8, 0.5), 1),
+        },
+        "navigation": {"duration_ms": round(rng.lognormvariate(7.6, 0.5), 1)},
+        "errors": [],
+        "api_errors": [],
+        "dependencies": [
+            {"host": "cdn.example.com", "requests": 8, "failures": 0,
+             "total_duration_ms": 640.0, "max_duration_ms": 190.0, "transfer_bytes": 120_000}
+        ],
+        "context": {
+            "device_class": rng.choice(DEVICES),
+            "browser": rng.choice(BROWSERS),
+            "os": "Android",
+            "connection_type": rng.choice(CONNECTIONS),
+            "country": rng.choice(COUNTRIES),
+        },
+        "synthetic": False,
+        "sample_rate": 1.0,
+        "schema_version": 1,
+    }  # fmt: skip
+
+
+async def produce(kafka: KafkaSettings, values: list[bytes], progress: Any) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    topic = kafka.physical(Topic.RUM_BEACONS)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers, acks=1, linger_ms=20, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    try:
+        for i, value in enumerate(values):
+            key = value[value.find(b'"journey":"') + 11 :].split(b'"', 1)[0]
+            await producer.send(topic, value, key=key)
+            if i and i % 50_000 == 0:
+                progress(f"produced {i:,} events")
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def plain_consumer_rate(kafka: KafkaSettings, expected: int) -> float:
+    """Events/s of a consumer that only decodes the topic (first message to last)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        kafka.physical(Topic.RUM_BEACONS),
+        bootstrap_servers=kafka.bootstrap_servers,
+        group_id=f"bench-plain-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=5000,
+    )
+    await consumer.start()
+    seen, started = 0, 0.0
+    try:
+        while seen < expected:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batches.values():
+                if not started:
+                    started = time.perf_counter()
+                for record in records:
+                    orjson.loads(record.value)
+                seen += len(records)
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+@contextmanager
+def clickhouse_for_bench(work: Path, progress: Any) -> Iterator[str]:
+    """An http DSN: the configured server when it answers, else a throw-away local server."""
+    from journeylens.stack.clickhouse_server import ClickHouseServer, server_is_ready
+
+    configured = ClickHouseSettings().dsn.get_secret_value()
+    target = parse_dsn(configured)
+    database = f"bench_{uuid.uuid4().hex[:6]}"
+    if not target.embedded and server_is_ready(target.host, target.port):
+        yield target.dsn().rsplit("/", 1)[0] + f"/{database}"
+        return
+    stack = StackSettings(
+        data_dir=work / "stack",
+        clickhouse_http_port=free_port(),
+        clickhouse_tcp_port=free_port(),
+    )
+    server = ClickHouseServer(stack)
+    server.start(progress)
+    try:
+        yield server.http_dsn.rsplit("/", 1)[0] + f"/{database}"
+    finally:
+        server.stop(progress=progress)
+
+
+def _count(dsn: str, sql: str) -> int:
+    client = make_client(dsn, create_database=False)
+    try:
+        return int(client.query(sql).result_rows[0][0])
+    finally:
+        client.close()
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_worker_bench(
+    events: int, journeys: int, steps: int, minutes: int, work: Path, progress: Any
+) -> WorkerBenchResult:
+    catalog_path = work / "catalog.yaml"
+    catalog_path.write_text(yaml.safe_dump(bench_catalog(journeys, steps)))
+    values = make_events(events, journeys, steps, minutes)
+    with kafka_for_bench(work, progress) as kafka, clickhouse_for_bench(work, progress) as dsn:
+        asyncio.run(ensure_topics(kafka, load_topic_specs(), progress))
+        client = make_client(dsn)
+        apply_migrations(client, parse_dsn(dsn).database, progress)
+        client.close()
+        progress(f"producing {len(values):,} events to {kafka.physical(Topic.RUM_BEACONS)}")
+        asyncio.run(produce(kafka, values, progress))
+        progress("plain aiokafka consumer (decode only)")
+        plain = asyncio.run(plain_consumer_rate(kafka, len(values)))
+        progress(f"plain consumer: {plain:,.0f} events/s; starting the worker")
+        rate, rss, aggregates = _measure_worker(
+            kafka, dsn, catalog_path, len(values), work, progress
+        )
+    keys = active_keys(journeys, steps)
+    return WorkerBenchResult(
+        events=len(values),
+        active_keys=keys,
+        plain_consumer_events_per_s=round(plain),
+        worker_events_per_s=round(rate),
+        ratio=round(rate / plain, 3),
+        worker_peak_rss_mb=round(rss, 1),
+        aggregate_rows=aggregates,
+        targets={
+            f"worker >= {TARGET_EVENTS_PER_S:,} events/s": rate >= TARGET_EVENTS_PER_S,
+            f"worker/plain >= {TARGET_RATIO}": rate / plain >= TARGET_RATIO,
+            f"peak RSS <= {TARGET_RSS_MB} MB with {keys:,} keys": rss <= TARGET_RSS_MB,
+        },
+    )
+
+
+def _measure_worker(
+    kafka: KafkaSettings, dsn: str, catalog: Path, expected: int, work: Path, progress: Any
+) -> tuple[float, float, int]:
+    env = {
+        **os.environ,
+        "JOURNEYLENS_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "JOURNEYLENS_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        "JOURNEYLENS_CLICKHOUSE_DSN": dsn,
+        "JOURNEYLENS_CATALOG_PATH": str(catalog),
+        "JOURNEYLENS_WORKER_APP_ID": f"bench-worker-{uuid.uuid4().hex[:6]}",
+    }
+    log = (work / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "journeylens.cli.main", "worker"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    raw = "SELECT count() FROM rum_events"
+    try:
+        first_at, first_rows = _wait_for(lambda: _count(dsn, raw) > 0, worker, 120)
+        first_rows = _count(dsn, raw)
+        done_at, _ = _wait_for(lambda: _count(dsn, raw) >= expected, worker, 600, progress, dsn)
+        rss = _peak_rss_mb(worker.pid)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        log.close()
+    rate = (expected - first_rows) / max(done_at - first_at, 1e-6)
+    aggregates = _count(dsn, "SELECT count() FROM journey_aggregates")
+    return rate, rss, aggregates
+
+
+def _wait_for(
+    predicate: Any, worker: subprocess.Popen[bytes], timeout_s: float,
+    progress: Any = None, dsn: str | None = None,
+) -> tuple[float, int]:  # fmt: skip
+    deadline = time.monotonic() + timeout_s
+    last_report = time.monotonic()
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise click.ClickException(f"the worker exited with {worker.returncode}")
+        if predicate():
+            return time.perf_counter(), 0
+        if progress is not None and dsn and time.monotonic() - last_report > 5:
+            stored = _count(dsn, "SELECT count() FROM rum_events")
+            progress(f"worker stored {stored:,} rows")
+            last_report = time.monotonic()
+        time.sleep(0.2)
+    raise click.ClickException(f"the worker did not finish within {timeout_s:.0f}s")
+
+
+def render(result: WorkerBenchResult) -> str:
+    r = result
+    lines = [
+        f"events: {r.events:,}   active journey x step x segment keys: {r.active_keys:,}",
+        f"plain aiokafka consumer (decode only): {r.plain_consumer_events_per_s:>10,.0f} events/s",
+        f"worker (Kafka -> aggregates + raw rows): {r.worker_events_per_s:>10,.0f} events/s",
+        f"ratio worker/plain: {r.ratio:.3f}",
+        f"worker peak RSS: {r.worker_peak_rss_mb:.1f} MB   aggregate rows: {r.aggregate_rows:,}",
+    ]
+    lines += [f"target {name}: {'met' if met else 'NOT met'}" for name, met in r.targets.items()]
+    return "\n".join(lines)
+
+
+@click.command("worker")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--events", type=click.IntRange(10_000, 5_000_000), default=300_000, show_default=True
+)
+@click.option("--journeys", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option("--steps", type=click.IntRange(1, 20), default=4, show_default=True)
+@click.option("--minutes", type=click.IntRange(1, 120), default=5, show_default=True)
+def bench_worker(as_json: bool, events: int, journeys: int, steps: int, minutes: int) -> None:
+    """RUM events/s of one worker vs a plain decoding consumer, and its peak RSS."""
+
+    def progress(line: str) -> None:
+        click.echo(f"  {line}", err=True)
+
+    with tempfile.TemporaryDirectory(prefix="jl-bench-worker-") as tmp:
+        result = run_worker_bench(events, journeys, steps, minutes, Path(tmp), progress)
+    click.echo(json.dumps(asdict(result), indent=2) if as_json else render(result))
