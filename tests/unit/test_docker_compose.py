@@ -117,3 +117,12 @@ def test_commands_are_cli_subcommands(compose: dict[str, Any]) -> None:
             sub = command.get_command(click.Context(command), word)
             assert sub is not None, f"{name}: `journeylens {' '.join(argv)}` is not a command"
             command = sub
+
+
+def test_every_role_runs_and_workers_scale(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"collector", "worker", "api", "probe", "demo-shop"} <= set(services)
+    assert services["worker"]["deploy"]["replicas"] >= 2
+    assert (
+        services["collector"]["environment"]["JOURNEYLENS_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    )
