@@ -6,12 +6,17 @@ What runs, all on loopback:
    ports in a temporary directory (jars from the stack cache); topics get a unique prefix.
 2. The collector as a real uvicorn process (1 worker, uvloop + httptools, no access log), and
    then, with the same server options, a bare FastAPI app whose endpoint does nothing.
-3. A load generator in another process (raw HTTP/1.1 over keep-alive connections, so the
-   client is not the bottleneck) drives each scenario for a fixed time after a warm-up:
-   ``batched`` (POSTs of 20 beacons), ``single`` (1 beacon per POST) and ``bare``.
+3. A load generator in another process drives each scenario for a fixed time after a warm-up:
+   ``batched`` (POSTs of 20 beacons), ``single`` (1 beacon per POST) and ``bare``. It is
+   ``wrk`` (C, epoll; Debian package ``wrk``) when installed, so the client costs far less CPU
+   than the server it measures; otherwise a Python one (raw HTTP/1.1 on keep-alive
+   connections, uvloop). Both servers run for the whole bench and the three scenarios are
+   interleaved ``--runs`` times, so the single/bare ratio is taken within each round (same
+   machine state) and the medians are reported.
 
-Reported: requests/s, accepted beacons/s, p50/p99 latency, errors, the ratio of the single
-beacon request rate to the bare endpoint's, and the messages that reached the topic.
+Reported: per scenario the median requests/s, accepted beacons/s, p50/p99 latency and errors;
+the single/bare ratio of each round and its median; the messages that reached the topic
+(at least every accepted beacon); each target with the measured value and whether it is met.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import json
 import os
 import random
 import re
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,14 +82,29 @@ class ScenarioResult:
 
 
 @dataclass
+class Target:
+    name: str
+    value: float
+    target: float
+    met: bool
+
+
+@dataclass
 class BenchResult:
     kafka: str
+    load_generator: str
     connections: int
     duration_s: float
+    runs: int
+    rounds: list[dict[str, ScenarioResult]] = field(default_factory=list)
     scenarios: dict[str, ScenarioResult] = field(default_factory=dict)
+    """Per scenario, the round with the median requests/s."""
+    single_to_bare_per_round: list[float] = field(default_factory=list)
     single_to_bare: float = 0.0
+    """Median of the per-round ratios."""
+    accepted_beacons: int = 0
     kafka_messages: int = 0
-    targets: dict[str, bool] = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -246,14 +268,40 @@ def run_load(
     warmup_s: float,
     duration_s: float,
     seed: int = 7,
+    work: Path | None = None,
 ) -> ScenarioResult:
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
-    payloads = [
-        http_request(path, beacon_body(rng, beacons), rng.choice(USER_AGENTS), port).decode(
-            "latin-1"
-        )
-        for _ in range(256)
-    ]
+    bodies = [(beacon_body(rng, beacons), rng.choice(USER_AGENTS)) for _ in range(256)]
+    wrk = shutil.which("wrk")
+    if wrk is not None and work is not None:
+        raw = _run_wrk(wrk, port, path, bodies, connections, warmup_s, duration_s, work)
+    else:
+        payloads = [http_request(path, body, ua, port).decode("latin-1") for body, ua in bodies]
+        raw = _run_python_load(port, payloads, connections, warmup_s, duration_s)
+    statuses: dict[str, int] = raw["statuses"]
+    ok = sum(n for code, n in statuses.items() if _is_success(code))
+    total = sum(statuses.values())
+    return ScenarioResult(
+        name=path,
+        beacons_per_request=beacons,
+        duration_s=duration_s,
+        requests=total,
+        ok=ok,
+        errors={code: n for code, n in statuses.items() if not _is_success(code)},
+        requests_per_s=round(ok / duration_s, 1),
+        beacons_per_s=round(ok * beacons / duration_s, 1),
+        p50_ms=round(raw["p50_ms"], 2),
+        p99_ms=round(raw["p99_ms"], 2),
+    )
+
+
+def _is_success(code: str) -> bool:
+    return code == "2xx" or (code.isdigit() and 200 <= int(code) < 300)
+
+
+def _run_python_load(
+    port: int, payloads: list[str], connections: int, warmup_s: float, duration_s: float
+) -> dict[str, Any]:
     config = {
         "port": port,
         "payloads": payloads,
@@ -271,22 +319,81 @@ def run_load(
     )
     if done.returncode != 0:
         raise click.ClickException(f"load generator failed: {done.stderr[-2000:]}")
-    raw = json.loads(done.stdout)
-    statuses: dict[str, int] = raw["statuses"]
-    ok = sum(n for code, n in statuses.items() if code.isdigit() and 200 <= int(code) < 300)
-    total = sum(statuses.values())
-    return ScenarioResult(
-        name=path,
-        beacons_per_request=beacons,
-        duration_s=duration_s,
-        requests=total,
-        ok=ok,
-        errors={code: n for code, n in statuses.items() if code not in ("200", "202", "204")},
-        requests_per_s=round(ok / duration_s, 1),
-        beacons_per_s=round(ok * beacons / duration_s, 1),
-        p50_ms=round(raw["p50_ms"], 2),
-        p99_ms=round(raw["p99_ms"], 2),
-    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+_WRK_SCRIPT = """
+local requests, index = {}, 0
+function init(args)
+  local file = io.open(args[1], "rb")
+  for line in file:lines() do
+    local ua, body = line:match("^([^\\t]*)\\t(.*)$")
+    requests[#requests + 1] = wrk.format("POST", args[2], {
+      ["Content-Type"] = "text/plain;charset=UTF-8", ["User-Agent"] = ua,
+      ["Origin"] = "http://127.0.0.1:8600"}, body)
+  end
+  file:close()
+  index = math.random(#requests)
+end
+function request()
+  index = index % #requests + 1
+  return requests[index]
+end
+function done(summary, latency, _)
+  local e = summary.errors
+  io.stderr:write(string.format(
+    "RESULT %d %d %d %d %d %d %.3f %.3f\\n", summary.requests, e.status, e.connect, e.read,
+    e.write, e.timeout, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def _run_wrk(
+    wrk: str,
+    port: int,
+    path: str,
+    bodies: list[tuple[bytes, str]],
+    connections: int,
+    warmup_s: float,
+    duration_s: float,
+    work: Path,
+) -> dict[str, Any]:
+    """One scenario with wrk (1 thread): a warm-up run, then the measured run."""
+    script, data = work / "bench.lua", work / f"bodies-{uuid.uuid4().hex[:8]}.tsv"
+    script.write_text(_WRK_SCRIPT, encoding="utf-8")
+    data.write_bytes(b"".join(ua.encode() + b"\t" + body + b"\n" for body, ua in bodies))
+    base = [wrk, "-t1", f"-c{connections}", "-s", str(script), f"http://{HOST}:{port}{path}"]
+
+    def run(seconds: float) -> str:
+        done = subprocess.run(  # noqa: S603 - wrk from PATH with our own arguments
+            [*base[:-1], f"-d{max(1, round(seconds))}s", "--timeout", "30s", base[-1], "--",
+             str(data), path],
+            capture_output=True, text=True, timeout=seconds + 120, check=False,
+        )  # fmt: skip
+        if done.returncode != 0 or "RESULT" not in done.stderr:
+            raise click.ClickException(f"wrk failed: {(done.stderr or done.stdout)[-2000:]}")
+        return done.stderr
+
+    if warmup_s > 0:
+        run(warmup_s)
+    line = next(x for x in run(duration_s).splitlines() if x.startswith("RESULT"))
+    requests, status, connect, read, write, timeout = (int(v) for v in line.split()[1:7])
+    p50_ms, p99_ms = (float(v) for v in line.split()[7:9])
+    statuses = {"2xx": requests - status, "non-2xx": status}
+    for name, count in (
+        ("connect", connect),
+        ("read", read),
+        ("write", write),
+        ("timeout", timeout),
+    ):
+        if count:
+            statuses[f"{name}-error"] = count
+    return {
+        "statuses": {k: v for k, v in statuses.items() if v},
+        "p50_ms": p50_ms,
+        "p99_ms": p99_ms,
+    }
 
 
 # ------------------------------------------------------------------------ servers
@@ -410,6 +517,7 @@ def run_bench(
     warmup_s: float = 2.0,
     connections: int = 32,
     progress: Any = None,
+    runs: int = 3,
 ) -> BenchResult:
     from journeylens.stack.topics import ensure_topics, load_topic_specs
 
@@ -420,7 +528,11 @@ def run_bench(
             specs_dir = Path(__file__).resolve().parents[3] / "schemas" / "topics"
             asyncio.run(ensure_topics(kafka, load_topic_specs(specs_dir), say))
             result = BenchResult(
-                kafka=kafka.bootstrap_servers, connections=connections, duration_s=duration_s
+                kafka=kafka.bootstrap_servers,
+                load_generator="wrk" if shutil.which("wrk") else "python",
+                connections=connections,
+                duration_s=duration_s,
+                runs=runs,
             )
             env = {
                 "JOURNEYLENS_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
@@ -430,43 +542,79 @@ def run_bench(
                 "JOURNEYLENS_COLLECTOR_RATE_LIMIT_BURST": "1000000000",
                 "JOURNEYLENS_COLLECTOR_BUFFER_MAX_EVENTS": "200000",
             }
-            port = _free_port()
-            say(f"collector on {HOST}:{port} (Kafka {kafka.bootstrap_servers})")
-            with uvicorn_process(
-                "journeylens.cli.collector:build_app", port, env, work / "collector.log"
+            collector_port, bare_port = _free_port(), _free_port()
+            say(f"collector on {HOST}:{collector_port} (Kafka {kafka.bootstrap_servers})")
+            say(f"bare FastAPI endpoint on {HOST}:{bare_port}, same server options")
+            collector = "journeylens.cli.collector:build_app"
+            with (
+                uvicorn_process(collector, collector_port, env, work / "collector.log"),
+                uvicorn_process(bare_app_target(), bare_port, {}, work / "bare.log"),
             ):
-                for name, beacons in (("batched", BATCH_SIZE), ("single", 1)):
-                    say(f"scenario {name}: {beacons} beacon(s) per POST, {duration_s:g}s")
-                    scenario = run_load(
-                        port, "/v1/beacons?k=pk_demo_shop_0001", beacons, connections,
-                        warmup_s, duration_s,
-                    )  # fmt: skip
-                    scenario.name = name
-                    result.scenarios[name] = scenario
-            port = _free_port()
-            say(f"bare FastAPI endpoint on {HOST}:{port}")
-            with uvicorn_process(
-                "journeylens.collector.bench:bare_app", port, {}, work / "bare.log"
-            ):
-                bare = run_load(port, "/v1/beacons", 1, connections, warmup_s, duration_s)
-                bare.name = "bare"
-                result.scenarios["bare"] = bare
+                scenarios = (
+                    ("batched", collector_port, "/v1/beacons?k=pk_demo_shop_0001", BATCH_SIZE),
+                    ("single", collector_port, "/v1/beacons?k=pk_demo_shop_0001", 1),
+                    ("bare", bare_port, "/v1/beacons", 1),
+                )
+                for run in range(runs):
+                    round_results: dict[str, ScenarioResult] = {}
+                    for name, port, path, beacons in scenarios:
+                        say(f"round {run + 1}/{runs}: {name} ({beacons} beacon(s) per POST)")
+                        scenario = run_load(
+                            port, path, beacons, connections, warmup_s, duration_s, work=work
+                        )
+                        scenario.name = name
+                        round_results[name] = scenario
+                    result.rounds.append(round_results)
             result.kafka_messages = asyncio.run(_topic_messages(kafka))
-    single, bare = result.scenarios["single"], result.scenarios["bare"]
-    result.single_to_bare = (
-        round(single.requests_per_s / bare.requests_per_s, 3) if bare.requests_per_s else 0.0
-    )
-    result.targets = {
-        f"batched >= {TARGET_BATCHED_BEACONS_PER_S} beacons/s": (
-            result.scenarios["batched"].beacons_per_s >= TARGET_BATCHED_BEACONS_PER_S
-        ),
-        f"single/bare >= {TARGET_SINGLE_TO_BARE}": result.single_to_bare >= TARGET_SINGLE_TO_BARE,
-    }
+    _summarize(result)
     return result
 
 
+def bare_app_target() -> str:
+    return "journeylens.collector.bench:bare_app"
+
+
+def _summarize(result: BenchResult) -> None:
+    """Medians over the rounds, the per-round single/bare ratios, and the targets."""
+    for name in ("batched", "single", "bare"):
+        ordered = sorted((r[name] for r in result.rounds), key=lambda s: s.requests_per_s)
+        result.scenarios[name] = ordered[(len(ordered) - 1) // 2]
+    result.single_to_bare_per_round = [
+        round(r["single"].requests_per_s / r["bare"].requests_per_s, 3)
+        if r["bare"].requests_per_s
+        else 0.0
+        for r in result.rounds
+    ]
+    result.single_to_bare = statistics.median(result.single_to_bare_per_round)
+    result.accepted_beacons = sum(
+        r[name].ok * r[name].beacons_per_request
+        for r in result.rounds
+        for name in ("batched", "single")
+    )
+    batched = result.scenarios["batched"].beacons_per_s
+    result.targets = [
+        Target(
+            "batched beacons/s per collector process",
+            batched,
+            TARGET_BATCHED_BEACONS_PER_S,
+            batched >= TARGET_BATCHED_BEACONS_PER_S,
+        ),
+        Target(
+            "single-beacon req/s ÷ bare FastAPI req/s",
+            result.single_to_bare,
+            TARGET_SINGLE_TO_BARE,
+            result.single_to_bare >= TARGET_SINGLE_TO_BARE,
+        ),
+    ]
+
+
 def render_table(result: BenchResult) -> str:
+    rule = "-" * 78
     lines = [
+        f"collector bench: {result.runs} round(s) of {result.duration_s:g}s per scenario, "
+        f"{result.connections} connections, load generator {result.load_generator}, "
+        f"Kafka {result.kafka}",
+        rule,
         f"{'scenario':<10} {'beacons/req':>11} {'req/s':>10} {'beacons/s':>11} "
         f"{'p50 ms':>8} {'p99 ms':>8}  errors",
     ]
@@ -476,25 +624,45 @@ def render_table(result: BenchResult) -> str:
             f"{s.name:<10} {s.beacons_per_request:>11} {s.requests_per_s:>10.0f} "
             f"{s.beacons_per_s:>11.0f} {s.p50_ms:>8.2f} {s.p99_ms:>8.2f}  {errors}"
         )
-    lines.append(f"single/bare request-rate ratio: {result.single_to_bare:.3f}")
-    lines.append(f"messages on {Topic.RUM_BEACONS.value}: {result.kafka_messages}")
-    for target, met in result.targets.items():
-        lines.append(f"target {target}: {'met' if met else 'NOT met'}")
+    lines.append(f"(median of {result.runs} round(s); req/s per round:")
+    for name in ("batched", "single", "bare"):
+        per_round = ", ".join(f"{r[name].requests_per_s:.0f}" for r in result.rounds)
+        lines.append(f"   {name:<8} {per_round}")
+    ratios = ", ".join(f"{r:.3f}" for r in result.single_to_bare_per_round)
+    lines.append(f" single/bare per round: {ratios})")
+    lines.append(
+        f"accepted beacons {result.accepted_beacons}, messages on {Topic.RUM_BEACONS.value}: "
+        f"{result.kafka_messages}"
+        + ("" if result.kafka_messages >= result.accepted_beacons else "  <-- LOST MESSAGES")
+    )
+    lines.append(rule)
+    lines.append(f"{'target':<44} {'measured':>10} {'target':>10}  result")
+    for t in result.targets:
+        fmt = ".3f" if t.target < 10 else ".0f"
+        lines.append(
+            f"{t.name:<44} {t.value:>10{fmt}} {'>= ' + format(t.target, fmt):>10}  "
+            f"{'met' if t.met else 'NOT met'}"
+        )
     return "\n".join(lines)
 
 
 @click.command("collector")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (only JSON).")
 @click.option("--duration", type=click.FloatRange(1, 120), default=8.0, show_default=True)
 @click.option("--warmup", type=click.FloatRange(0, 30), default=2.0, show_default=True)
 @click.option("--connections", type=click.IntRange(1, 512), default=32, show_default=True)
-def bench_collector(as_json: bool, duration: float, warmup: float, connections: int) -> None:
+@click.option("--runs", type=click.IntRange(1, 15), default=3, show_default=True,
+              help="Rounds of the three scenarios; medians are reported.")  # fmt: skip
+def bench_collector(
+    as_json: bool, duration: float, warmup: float, connections: int, runs: int
+) -> None:
     """Accepted beacons/s (batched and single) of a real collector on a real Kafka."""
 
     def progress(line: str) -> None:
         click.echo(f"  {line}", err=True)
 
-    result = run_bench(duration, warmup, connections, progress)
-    click.echo(render_table(result))
+    result = run_bench(duration, warmup, connections, progress, runs)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        click.echo(render_table(result))

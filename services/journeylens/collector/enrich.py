@@ -9,8 +9,9 @@
   package). The client IP is only used for that look-up and is never stored;
 - connection type normalized to a small set (effectiveType or NetInfo type);
 - probe traffic flagged: header ``X-JourneyLens-Probe: <run id>`` or the UA token
-  ``JourneyLensProbe/<run id>`` (the probe sets both; a sendBeacon from a probed page only
-  carries the UA);
+  ``JourneyLensProbe/<probe version>`` (the probe sets both; a sendBeacon from a probed page
+  only carries the UA). The run id comes only from the header: the UA token's suffix is the
+  probe's version, not a run;
 - URL query values of sensitive parameters replaced by ``[redacted]``, fragments dropped.
 """
 
@@ -167,16 +168,9 @@ def _device_class(
     return DeviceClass.UNKNOWN
 
 
-def probe_run_from_user_agent(user_agent: str | None) -> tuple[bool, str | None]:
-    """(is probe traffic, run id) from the ``JourneyLensProbe/<run id>`` UA token."""
-    if not user_agent:
-        return False, None
-    at = user_agent.find(PROBE_UA_MARKER)
-    if at == -1:
-        return False, None
-    rest = user_agent[at + len(PROBE_UA_MARKER) :]
-    run_id = rest.split(" ", 1)[0].strip(" ;()")
-    return True, run_id or None
+def is_probe_user_agent(user_agent: str | None) -> bool:
+    """True when the User-Agent carries the probe's ``JourneyLensProbe/<version>`` token."""
+    return user_agent is not None and PROBE_UA_MARKER in user_agent
 
 
 # --------------------------------------------------------------------------- country
@@ -319,15 +313,13 @@ class Enricher:
         if user_agent is not None and len(user_agent) > MAX_USER_AGENT:
             user_agent = user_agent[:MAX_USER_AGENT]
         client = self.client_info(user_agent) if user_agent else NO_CLIENT
-        ua_probe, ua_run_id = probe_run_from_user_agent(user_agent)
         header_run_id = probe_header.strip()[:128] if probe_header else None
-        synthetic = ua_probe or probe_header is not None
         return RequestContext(
             user_agent=user_agent,
             client=client,
             country=self._country(country_header, client_ip),
-            synthetic=synthetic,
-            probe_run_id=(header_run_id or ua_run_id) if synthetic else None,
+            synthetic=probe_header is not None or is_probe_user_agent(user_agent),
+            probe_run_id=header_run_id or None,
         )
 
     def _country(self, header_value: str | None, client_ip: str | None) -> str:
@@ -367,9 +359,9 @@ class Enricher:
         if user_agent and user_agent != ctx.user_agent:
             user_agent = user_agent[:MAX_USER_AGENT]
             client = self.client_info(user_agent)
-            probe, run_id = probe_run_from_user_agent(user_agent)
+            probe = is_probe_user_agent(user_agent)
         else:
-            user_agent, client, probe, run_id = ctx.user_agent, ctx.client, False, None
+            user_agent, client, probe = ctx.user_agent, ctx.client, False
         fields = event.__dict__
         fields["user_agent"] = user_agent
         original = fields["context"]
@@ -380,7 +372,7 @@ class Enricher:
         fields["context"] = enriched
         if ctx.synthetic or probe or fields["synthetic"]:
             fields["synthetic"] = True
-            fields["probe_run_id"] = fields["probe_run_id"] or ctx.probe_run_id or run_id
+            fields["probe_run_id"] = fields["probe_run_id"] or ctx.probe_run_id
 
     @staticmethod
     def _context(original: Context, client: ClientInfo, country: str) -> Context:

@@ -1,7 +1,13 @@
 """Hand normalized events and dead letters to Kafka, and say "accepted" only once Kafka has.
 
-- One aiokafka producer per process: ``acks=all``, linger + large batches, lz4 compression
-  (aiokafka needs ``cramjam`` for it; without it the sink falls back to gzip).
+- One aiokafka producer per process: ``acks=all``, large batches, lz4 compression (aiokafka
+  needs ``cramjam`` for it; without it the sink falls back to gzip).
+- Group commit: the messages of concurrent requests share one batch per partition. A
+  request appends its encoded messages to the open batch of each partition (aiokafka's C
+  batch builder, no per-message future) and awaits those batches once. Per partition one
+  batch is in flight at a time; the open batch is shipped ``linger`` after it was opened or
+  as soon as the previous one is acknowledged, whichever is later, so under load each
+  produce request carries everything that arrived during the previous round trip.
 - RUM events are keyed by journey id, so RUM and synthetic events of a journey share a
   partition (both topics use the default murmur2 partitioner and the same partition count).
   Dead letters are keyed by their source.
@@ -20,7 +26,8 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -35,6 +42,8 @@ from journeylens.settings import CollectorSettings, KafkaSettings, Topic
 log = logging.getLogger(__name__)
 
 DEFAULT_ACK_TIMEOUT_S = 5.0
+DEFAULT_LINGER_S = 0.002
+MAX_BATCH_BYTES = 512 * 1024
 READY_CACHE_S = 1.0
 RECONNECT_BACKOFF_S = 1.0
 
@@ -125,7 +134,10 @@ class KeyPartitioner:
 
 
 def producer_options(kafka: KafkaSettings) -> dict[str, Any]:
-    """aiokafka producer options: durable (acks=all), batched, compressed."""
+    """aiokafka producer options: durable (acks=all), batched, compressed.
+
+    ``linger_ms`` is 0 because the sink lingers itself (`KafkaSink`'s group commit).
+    """
     from aiokafka.codec import has_lz4
 
     from journeylens.stack.topics import admin_client_options
@@ -133,20 +145,49 @@ def producer_options(kafka: KafkaSettings) -> dict[str, Any]:
     options = admin_client_options(kafka)
     options.update(
         acks="all",
-        linger_ms=2,
-        max_batch_size=512 * 1024,
+        linger_ms=0,
+        max_batch_size=MAX_BATCH_BYTES,
         max_request_size=4 * 1024 * 1024,
         compression_type="lz4" if has_lz4() else "gzip",
         request_timeout_ms=15_000,
         retry_backoff_ms=200,
         metadata_max_age_ms=60_000,
-        partitioner=KeyPartitioner(),
     )
     return options
 
 
+class _Batch:
+    """One producer batch of one partition: messages of any number of requests."""
+
+    __slots__ = ("builder", "count", "opened_at", "delivered")
+
+    def __init__(self, builder: Any, opened_at: float, delivered: asyncio.Future[None]) -> None:
+        self.builder = builder
+        self.count = 0
+        self.opened_at = opened_at
+        self.delivered = delivered
+
+
+class _Partition:
+    """The batches of one topic partition: at most one in flight, the rest waiting in order."""
+
+    __slots__ = ("topic", "partition", "waiting", "wakeup", "shipper")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.waiting: deque[_Batch] = deque()
+        self.wakeup: asyncio.Event = asyncio.Event()
+        self.shipper: asyncio.Task[None] | None = None
+
+    @property
+    def open(self) -> _Batch | None:
+        """The batch new messages go to (the last waiting one), if any."""
+        return self.waiting[-1] if self.waiting else None
+
+
 class KafkaSink:
-    """`EventSink` on an aiokafka producer with a bounded number of events in flight."""
+    """`EventSink` on an aiokafka producer: group commit, bounded number of events in flight."""
 
     def __init__(
         self,
@@ -154,17 +195,22 @@ class KafkaSink:
         collector: CollectorSettings,
         *,
         ack_timeout_s: float = DEFAULT_ACK_TIMEOUT_S,
+        linger_s: float = DEFAULT_LINGER_S,
         producer_factory: Any = None,
     ) -> None:
         self._kafka = kafka
         self._max_in_flight = collector.buffer_max_events
         self._retry_after_s = collector.retry_after_s
         self._ack_timeout_s = ack_timeout_s
+        self._linger_s = linger_s
         self._factory = producer_factory
         self._events_topic = kafka.physical(Topic.RUM_BEACONS)
         self._dead_topic = kafka.physical(Topic.DEADLETTER)
         self._producer: Any = None
         self._starter: asyncio.Task[None] | None = None
+        self._partitioner = KeyPartitioner()
+        self._partition_ids: dict[str, list[int]] = {}
+        self._partitions: dict[tuple[str, int], _Partition] = {}
         self._in_flight = 0
         self._ready_at = 0.0
         self._ready = False
@@ -208,12 +254,20 @@ class KafkaSink:
         return AIOKafkaProducer(**producer_options(self._kafka))
 
     async def stop(self) -> None:
-        """Flush what is pending and close the producer."""
+        """Ship and await what is pending (bounded by the ack timeout), close the producer."""
         if self._starter is not None:
             self._starter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._starter
             self._starter = None
+        pending = [b.delivered for p in self._partitions.values() for b in p.waiting]
+        if pending:
+            await asyncio.wait(pending, timeout=self._ack_timeout_s)
+        shippers = [p.shipper for p in self._partitions.values() if p.shipper is not None]
+        for shipper in shippers:
+            shipper.cancel()
+        await asyncio.gather(*shippers, return_exceptions=True)
+        self._partitions.clear()
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
@@ -247,26 +301,26 @@ class KafkaSink:
                 f"{self._in_flight} events are waiting for Kafka (limit {self._max_in_flight})",
                 self._retry_after_s,
             )
-        self._in_flight += count  # released per message as Kafka answers (or gives up)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._ack_timeout_s
         try:
-            futures = await asyncio.wait_for(
-                self._enqueue(producer, events, dead), self._ack_timeout_s
-            )
+            for topic in (self._events_topic,) if events else ():
+                if topic not in self._partition_ids:
+                    await asyncio.wait_for(self._partition_ids_of(producer, topic), 2.0)
+            if dead and self._dead_topic not in self._partition_ids:
+                await asyncio.wait_for(self._partition_ids_of(producer, self._dead_topic), 2.0)
         except TimeoutError:
             raise self._unavailable(None) from None
-        except Exception as exc:  # KafkaError and friends while enqueueing
+        except Exception as exc:  # KafkaError and friends while looking up partitions
             raise self._unavailable(exc) from exc
-        # asyncio.wait does not cancel what is still pending: those messages keep their place
-        # in the in-flight budget until Kafka acknowledges or expires them.
-        _, pending = await asyncio.wait(futures, timeout=max(deadline - loop.time(), 0))
-        if pending:
-            raise self._unavailable(None)
-        for future in futures:
-            error = future.exception()
-            if error is not None:
-                raise self._unavailable(error)
+        # Each batch fails itself with TimeoutError when Kafka has not acknowledged it within
+        # the ack timeout; its messages keep their place in the in-flight budget until Kafka
+        # acknowledges or expires them.
+        for batch in self._append(producer, events, dead):
+            try:
+                await asyncio.shield(batch.delivered)
+            except TimeoutError:
+                raise self._unavailable(None) from None
+            except Exception as exc:  # KafkaError and friends from the producer
+                raise self._unavailable(exc) from exc
 
     def _unavailable(self, error: BaseException | None) -> SinkUnavailable:
         self._ready = False
@@ -277,25 +331,107 @@ class KafkaSink:
             reason = f"Kafka send failed: {type(error).__name__}"
         return SinkUnavailable(reason, self._retry_after_s)
 
-    def _release(self, _future: asyncio.Future[Any]) -> None:
-        self._in_flight -= 1
-
-    async def _enqueue(
+    def _append(
         self, producer: Any, events: Sequence[RumEvent], dead: Sequence[DeadLetter]
-    ) -> list[asyncio.Future[Any]]:
-        """Hand every message to the producer; the futures resolve on Kafka's answer."""
-        futures: list[asyncio.Future[Any]] = []
-        send = producer.send
-        topic = self._events_topic
-        try:
+    ) -> set[_Batch]:
+        """Add every message to the open batch of its partition; the batches to await."""
+        batches: set[_Batch] = set()
+        if events:
+            topic = self._events_topic
+            ids = self._partition_ids[topic]
             for event in events:
-                future = await send(topic, encode(event), key=event.journey.encode())
-                future.add_done_callback(self._release)
-                futures.append(future)
+                self._add(producer, topic, ids, event.journey.encode(), event, batches)
+        if dead:
+            topic = self._dead_topic
+            ids = self._partition_ids[topic]
             for letter in dead:
-                future = await send(self._dead_topic, encode(letter), key=letter.source.encode())
-                future.add_done_callback(self._release)
-                futures.append(future)
-        finally:
-            self._in_flight -= len(events) + len(dead) - len(futures)
-        return futures
+                self._add(producer, topic, ids, letter.source.encode(), letter, batches)
+        return batches
+
+    async def _partition_ids_of(self, producer: Any, topic: str) -> list[int]:
+        ids = self._partition_ids.get(topic)
+        if ids is None:
+            ids = sorted(await producer.partitions_for(topic))
+            if not ids:
+                raise SinkUnavailable(f"topic {topic} has no partitions", self._retry_after_s)
+            self._partition_ids[topic] = ids
+        return ids
+
+    def _add(
+        self,
+        producer: Any,
+        topic: str,
+        ids: list[int],
+        key: bytes,
+        message: RumEvent | DeadLetter,
+        batches: set[_Batch],
+    ) -> None:
+        number = self._partitioner(key, ids, ids)
+        partition = self._partitions.get((topic, number))
+        if partition is None:
+            partition = self._partitions[(topic, number)] = _Partition(topic, number)
+        value = encode(message)
+        batch = partition.open
+        if batch is None or batch.builder.append(timestamp=None, key=key, value=value) is None:
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            batch = _Batch(producer.create_batch(), now, loop.create_future())
+            expiry = loop.call_at(now + self._ack_timeout_s, _expire, batch.delivered)
+            batch.delivered.add_done_callback(_cancelling(expiry))
+            if batch.builder.append(timestamp=None, key=key, value=value) is None:
+                raise SinkUnavailable("a message exceeds the producer batch size", 0)
+            partition.waiting.append(batch)
+            partition.wakeup.set()
+            if partition.shipper is None or partition.shipper.done():
+                partition.shipper = asyncio.create_task(
+                    self._ship(producer, partition), name=f"kafka-sink-{topic}-{number}"
+                )
+        batch.count += 1
+        self._in_flight += 1
+        batches.add(batch)
+
+    async def _ship(self, producer: Any, partition: _Partition) -> None:
+        """Hand the partition's batches to aiokafka one at a time, each after its linger."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if not partition.waiting:
+                partition.wakeup.clear()
+                await partition.wakeup.wait()
+                continue
+            batch = partition.waiting[0]
+            delay = batch.opened_at + self._linger_s - loop.time()
+            if delay > 0 and len(partition.waiting) == 1:
+                await asyncio.sleep(delay)
+            partition.waiting.popleft()  # closed: new messages open the next batch
+            try:
+                sent = await producer.send_batch(
+                    batch.builder, partition.topic, partition=partition.partition
+                )
+                await sent
+            except Exception as exc:  # KafkaError and friends: the requests answer 503
+                _settle(batch.delivered, exc)
+            else:
+                _settle(batch.delivered, None)
+            finally:
+                self._in_flight -= batch.count  # Kafka answered or gave up: fate known
+
+
+def _settle(delivered: asyncio.Future[None], error: BaseException | None) -> None:
+    if delivered.done():  # expired earlier: the requests already answered 503
+        return
+    if error is None:
+        delivered.set_result(None)
+    else:
+        delivered.set_exception(error)
+        delivered.exception()  # retrieved: the requests awaiting it may be gone
+
+
+def _cancelling(timer: asyncio.TimerHandle) -> Callable[[asyncio.Future[None]], None]:
+    def cancel(_delivered: asyncio.Future[None]) -> None:
+        timer.cancel()
+
+    return cancel
+
+
+def _expire(delivered: asyncio.Future[None]) -> None:
+    _settle(delivered, TimeoutError("Kafka did not acknowledge in time"))

@@ -326,7 +326,7 @@ async def test_probe_traffic_is_flagged(client: httpx.AsyncClient, sink: FakeSin
         f"/v1/beacons?k={SITE_KEY}",
         headers={
             "x-journeylens-probe": "run-9",
-            "user-agent": f"{CHROME_UA} JourneyLensProbe/run-9",
+            "user-agent": f"{CHROME_UA} JourneyLensProbe/0.1.0",
         },
         content=orjson.dumps(beacon()),
     )

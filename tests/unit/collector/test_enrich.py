@@ -16,8 +16,8 @@ from journeylens.collector.enrich import (
     UrlScrubber,
     classify_user_agent,
     country_from_header,
+    is_probe_user_agent,
     path_of,
-    probe_run_from_user_agent,
 )
 from journeylens.collector.formats import PARSERS
 from journeylens.collector.formats.base import RequestMeta
@@ -113,10 +113,10 @@ def test_user_agent_parses_are_cached(matcher: CatalogMatcher) -> None:
 
 
 def test_probe_marking() -> None:
-    assert probe_run_from_user_agent(f"{CHROME} JourneyLensProbe/run-42") == (True, "run-42")
-    assert probe_run_from_user_agent(f"JourneyLensProbe/run-7 {CHROME}") == (True, "run-7")
-    assert probe_run_from_user_agent(CHROME) == (False, None)
-    assert probe_run_from_user_agent(None) == (False, None)
+    assert is_probe_user_agent(f"{CHROME} JourneyLensProbe/0.1.0")
+    assert is_probe_user_agent(f"JourneyLensProbe/0.1.0 {CHROME}")
+    assert not is_probe_user_agent(CHROME)
+    assert not is_probe_user_agent(None)
 
 
 def test_probe_header_and_ua_token_flag_events(matcher: CatalogMatcher) -> None:
@@ -125,11 +125,15 @@ def test_probe_header_and_ua_token_flag_events(matcher: CatalogMatcher) -> None:
     enricher.enrich(events, enricher.context(user_agent=CHROME, probe_header="run-1"))
     assert events[0].synthetic and events[0].probe_run_id == "run-1"
 
-    ua = f"{CHROME} JourneyLensProbe/run-2"
+    ua = f"{CHROME} JourneyLensProbe/0.1.0"  # the token's suffix is the probe's version
     events = beacon_events([{"type": "page_view"}], "http://shop/cart", ua=ua)
     enricher.enrich(events, enricher.context(user_agent=ua))
-    assert events[0].synthetic and events[0].probe_run_id == "run-2"
+    assert events[0].synthetic and events[0].probe_run_id is None
     assert events[0].context.browser == "Chrome"
+
+    events = beacon_events([{"type": "page_view"}], "http://shop/cart", ua=ua)
+    enricher.enrich(events, enricher.context(user_agent=ua, probe_header=" run-3 "))
+    assert events[0].synthetic and events[0].probe_run_id == "run-3"
 
     events = beacon_events([{"type": "page_view"}], "http://shop/cart")
     enricher.enrich(events, enricher.context(user_agent=CHROME))

@@ -133,3 +133,10 @@ def test_err_on_error_beacon() -> None:
 def test_without_url_is_malformed(body: bytes) -> None:
     with pytest.raises(MalformedBody):
         parse(body, META)
+
+
+def test_restiming_hosts_keep_their_port() -> None:
+    trie = '{"http://127.0.0.1:8601/pay":"31,2*","https://cdn.x/app.js":"31,4*"}'
+    body = qs(u=PAGE, pid="p1", n="1", rt_dot_end="1795600790000", restiming=trie)
+    (event,) = parse(body, META).events
+    assert [d.host for d in event.dependencies] == ["127.0.0.1:8601", "cdn.x"]

@@ -56,3 +56,9 @@ def test_single_report_object_and_malformed() -> None:
     assert len(parse(orjson.dumps(nel("dns", "dns.failed")), META).events) == 1
     with pytest.raises(MalformedBody):
         parse(b'"x"', META)
+
+
+def test_nel_host_keeps_the_port() -> None:
+    report = {**nel("application", "http.error"), "url": "http://127.0.0.1:8601/pay"}
+    (event,) = parse(orjson.dumps([report]), META).events
+    assert [d.host for d in event.dependencies] == ["127.0.0.1:8601"]

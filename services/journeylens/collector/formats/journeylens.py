@@ -61,6 +61,7 @@ from journeylens.collector.formats.base import (
 from journeylens.contracts.rum_beacons_v1 import (
     DependencyTiming,
     EventKind,
+    NavigationTiming,
     RumEvent,
     SourceFormat,
 )
@@ -195,9 +196,9 @@ class _BadItem(ValueError):
 
 
 class _Batch:
-    """The envelope, checked once per request."""
+    """The envelope, checked once per request, and what its events share."""
 
-    __slots__ = ("sid", "pid", "url", "ts", "rate", "nt", "context", "meta")
+    __slots__ = ("sid", "pid", "url", "ts", "nt", "meta", "events", "_raw_ts", "_when")
 
     def __init__(self, doc: Mapping[str, Any], meta: RequestMeta) -> None:
         if doc.get("v") != 1:
@@ -207,26 +208,52 @@ class _Batch:
             raise MalformedBody("beacon needs non-empty string 'sid', 'pid' and 'url'")
         self.sid, self.pid, self.url = sid, pid, url
         self.ts = c.from_epoch_ms(doc.get("ts"))
-        self.rate = c.sample_rate(doc.get("sr"), c.sample_rate(meta.sample_rate, 1.0))
         self.nt = c.text(doc.get("nt"), 32) or "navigate"
         conn = doc.get("conn")
-        self.context = (
-            c.connection(conn.get("type"), conn.get("rtt"), conn.get("downlink"))
-            if isinstance(conn, dict)
-            else c.connection()
-        )
         self.meta = meta
+        self.events = c.EventTemplate(
+            source=SOURCE,
+            meta=meta,
+            session_id=sid,
+            page_id=pid,
+            url=url,
+            navigation_type=self.nt,
+            context=(
+                c.connection(conn.get("type"), conn.get("rtt"), conn.get("downlink"))
+                if isinstance(conn, dict)
+                else c.connection()
+            ),
+            rate=c.sample_rate(doc.get("sr"), c.sample_rate(meta.sample_rate, 1.0)),
+        )
+        self._raw_ts: object = None
+        self._when = c.event_time(self.ts, meta)
+
+    def when(self, ts: object) -> datetime:
+        """The clamped event time of an item's ``ts`` (items of a batch often share one)."""
+        if ts is None:
+            return c.event_time(self.ts, self.meta)
+        if ts != self._raw_ts or type(ts) is not type(self._raw_ts):
+            moment = c.from_epoch_ms(ts)
+            if moment is None:
+                raise _BadItem("'ts' must be epoch milliseconds")
+            self._raw_ts, self._when = ts, c.event_time(moment, self.meta)
+        return self._when
+
+
+def _ms(value: object, key: str) -> float:
+    """A non-negative number from JSON (a string, bool, NaN or infinity is an item error)."""
+    kind = type(value)
+    if kind is float or kind is int:
+        number = float(value)  # type: ignore[arg-type]
+        if 0 <= number < _INF:
+            return number
+    raise _BadItem(f"'{key}' must be a non-negative number")
 
 
 def _opt_ms(item: Mapping[str, Any], key: str) -> float | None:
     """An optional non-negative number; present-but-invalid is an item error."""
     raw = item.get(key)
-    if raw is None:
-        return None
-    value = c.non_negative(raw)
-    if value is None or isinstance(raw, str):
-        raise _BadItem(f"'{key}' must be a non-negative number")
-    return value
+    return None if raw is None else _ms(raw, key)
 
 
 def _req_text(item: Mapping[str, Any], key: str, limit: int = 256) -> str:
@@ -246,15 +273,30 @@ def _opt_text(item: Mapping[str, Any], key: str, limit: int = 256) -> str | None
     return value
 
 
-def _sub(item: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+def _ms_fields(item: Mapping[str, Any], key: str, names: Mapping[str, str]) -> dict[str, float]:
+    """The known numbers of the object ``item[key]``, under their contract field names."""
     raw = item.get(key)
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise _BadItem(f"'{key}' must be an object")
-    return raw
+    fields: dict[str, float] = {}
+    for name, value in raw.items():
+        field = names.get(name)
+        if field is not None and value is not None:
+            fields[field] = _ms(value, name)
+    return fields
 
 
+def _count(value: object) -> int | None:
+    """An integer count (JSON integers directly; other numbers through `c.integer`)."""
+    if type(value) is int and -_MAX_INT <= value <= _MAX_INT:
+        return value
+    return c.integer(value)
+
+
+_INF = float("inf")
+_MAX_INT = 2**53
 _NAV_KEYS = {
     "redirect": "redirect_ms",
     "dns": "dns_ms",
@@ -267,7 +309,7 @@ _NAV_KEYS = {
     "load_event": "load_event_ms",
     "duration": "duration_ms",
 }
-_VITAL_KEYS = ("lcp", "inp", "cls", "fcp", "ttfb")
+_VITAL_KEYS = {"lcp": "lcp_ms", "inp": "inp_ms", "cls": "cls", "fcp": "fcp_ms", "ttfb": "ttfb_ms"}
 
 
 def _dependencies(raw: object) -> list[DependencyTiming]:
@@ -280,9 +322,9 @@ def _dependencies(raw: object) -> list[DependencyTiming]:
         if not isinstance(entry, dict):
             raise _BadItem("'res' entries must be objects")
         host = _req_text(entry, "host")
-        n = c.integer(entry.get("n"))
-        fail = c.integer(entry.get("fail", 0))
-        size = c.integer(entry.get("bytes", 0))
+        n = _count(entry.get("n"))
+        fail = _count(entry.get("fail", 0))
+        size = _count(entry.get("bytes", 0))
         if n is None or n < 1 or fail is None or not 0 <= fail <= n or size is None or size < 0:
             raise _BadItem("'res' entry needs n >= 1, 0 <= fail <= n, bytes >= 0")
         total = _opt_ms(entry, "dur") or 0.0
@@ -299,30 +341,21 @@ def _dependencies(raw: object) -> list[DependencyTiming]:
 
 
 def _view(item: Mapping[str, Any], batch: _Batch, when: datetime, kind: EventKind) -> RumEvent:
-    vitals_raw = _sub(item, "vitals")
-    vitals = {k: _opt_ms(vitals_raw, k) for k in _VITAL_KEYS}
-    nav_raw = _sub(item, "nav")
-    nav = c.navigation(**{field: _opt_ms(nav_raw, key) for key, field in _NAV_KEYS.items()})
+    vitals = _ms_fields(item, "vitals", _VITAL_KEYS)
+    nav = _ms_fields(item, "nav", _NAV_KEYS)
     url = c.url_text(item.get("url")) or batch.url
     pid = _opt_text(item, "pid") or batch.pid
     default_nt = "soft-navigation" if kind is EventKind.SOFT_NAVIGATION else batch.nt
-    return c.build_event(
-        event_id=stable_id(
-            SOURCE, batch.meta.app, batch.sid, pid, kind, c.number(item.get("ts")), url
-        ),
-        kind=kind,
-        source=SOURCE,
-        timestamp=when,
-        meta=batch.meta,
-        session_id=batch.sid,
+    return batch.events.event(
+        stable_id(SOURCE, batch.meta.app, batch.sid, pid, kind, c.number(item.get("ts")), url),
+        kind,
+        when,
+        vitals=c.make_vitals(vitals),
+        dependencies=_dependencies(item.get("res")),
         page_id=pid,
         url=url,
         navigation_type=_opt_text(item, "nt", 32) or default_nt,
-        vitals=c.vitals_from({k: v for k, v in vitals.items() if v is not None}),
-        navigation_timing=nav,
-        dependencies=_dependencies(item.get("res")),
-        context=batch.context,
-        rate=batch.rate,
+        navigation=c.construct(NavigationTiming, **nav) if nav else None,
     )
 
 
@@ -334,20 +367,12 @@ def _event(
     key: object,
     **fields: Any,
 ) -> RumEvent:
-    return c.build_event(
-        event_id=stable_id(
+    return batch.events.event(
+        stable_id(
             SOURCE, batch.meta.app, batch.sid, batch.pid, kind, c.number(item.get("ts")), key
         ),
-        kind=kind,
-        source=SOURCE,
-        timestamp=when,
-        meta=batch.meta,
-        session_id=batch.sid,
-        page_id=batch.pid,
-        url=batch.url,
-        navigation_type=batch.nt,
-        context=batch.context,
-        rate=batch.rate,
+        kind,
+        when,
         **fields,
     )
 
@@ -463,11 +488,7 @@ def parse(body: bytes, meta: RequestMeta) -> ParseResult:
             handler = _ITEMS.get(kind) if isinstance(kind, str) else None
             if handler is None:
                 raise _BadItem(f"unknown item type {str(item.get('type'))[:40]!r}")
-            ts = item.get("ts")
-            if ts is not None and c.from_epoch_ms(ts) is None:
-                raise _BadItem("'ts' must be epoch milliseconds")
-            when = c.event_time(c.from_epoch_ms(ts) or batch.ts, meta)
-            result.events.append(handler(item, batch, when))
+            result.events.append(handler(item, batch, batch.when(item.get("ts"))))
         except _BadItem as exc:
             result.rejected.append(Rejected(str(exc), c.dump_item(item), index))
     return result
