@@ -24,9 +24,11 @@ test: install
 	pytest
 
 bench:
+	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
 	journeylens bench collector
 	journeylens bench worker
 	journeylens bench api
+	journeylens bench detection
 
 schemas:
 	journeylens schemas export

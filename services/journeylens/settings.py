@@ -113,6 +113,9 @@ class WorkerSettings(BaseSettings):
     segment_top_n: int = 8
     batch_max_events: int = 20_000
     idle_timeout_s: float = 120.0
+    session_timeout_s: float = Field(
+        default=30.0, description="How long a silent worker keeps its partitions (rebalance)."
+    )
     webhook_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Alertmanager-format webhooks to POST alerts to."
     )
