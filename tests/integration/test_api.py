@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from tests.fixtures.clickhouse import RunningClickHouse
 from tests.integration.api_support import Seeded, auth, iso, make_app, seed
 
+from journeylens.api.models import Timeseries
 from journeylens.storage.client import Client
 
 pytestmark = pytest.mark.clickhouse
@@ -129,7 +130,7 @@ def test_rollups_give_the_hourly_numbers_of_the_raw_windows(
     ):
         body = get(api, "/api/v1/journeys/checkout/timeseries", metric=metric, **window)
         assert body["resolution"] == "1h"
-        assert body["source"] == "journey_rollup_hourly"
+        assert body["source"] == "journey_window_counters"
         [point] = body["points"]
         assert point["value"] == pytest.approx(expected, abs=1e-9), metric
     # segment series come from the rollup of the windows' p75s (count-weighted)
@@ -311,3 +312,36 @@ def test_dashboard_is_served_without_external_assets(api: TestClient) -> None:
     assert "http://" not in page.text and "https://" not in page.text
     assert api.get("/journeys/checkout").status_code == 200
     assert api.get("/static/app.js").status_code == 200
+
+
+def test_ranges_within_the_same_minutes_give_the_same_points(
+    api: TestClient, seeded: Seeded
+) -> None:
+    """Bounds are quantized to whole minutes (windows start on the minute) before they reach
+    both the SQL and the answer cache: a range ending mid-minute selects the same windows."""
+    on_the_minute = {
+        "from": iso(seeded.base),
+        "to": iso(seeded.base + timedelta(minutes=5)),
+    }
+    mid_minute = {
+        "from": iso(seeded.base - timedelta(seconds=20)),
+        "to": iso(seeded.base + timedelta(minutes=4, seconds=31)),
+    }
+    points = {}
+    for resolution in ("1m", "5m"):
+        a, b = (
+            get(
+                api,
+                "/api/v1/journeys/checkout/timeseries",
+                metric="rum.lcp_ms.p75",
+                resolution=resolution,
+                **window,
+            )
+            for window in (on_the_minute, mid_minute)
+        )
+        assert a["points"] == b["points"], resolution
+        assert b["from"].startswith(mid_minute["from"][:19])
+        Timeseries.model_validate(b)  # the spliced body is the model's JSON
+        points[resolution] = [p["value"] for p in b["points"]]
+    assert points["1m"] == [2000.0 + 100 * i for i in range(5)]
+    assert len(points["5m"]) == 1

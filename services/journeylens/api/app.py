@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from journeylens import __version__
 from journeylens.api.auth import TokenVerifier, require_token
+from journeylens.api.cache import DEFAULT_TTL_S, ResultCache
 from journeylens.api.context import ApiContext
 from journeylens.api.db import ClientFactory, Database
 from journeylens.api.problems import PROBLEM_CONTENT_TYPE, Problem, install_problem_handlers
@@ -34,11 +35,13 @@ def create_app(
     api_settings: ApiSettings,
     clickhouse: ClientFactory | str,
     catalog: Catalog,
+    cache_ttl_s: float = DEFAULT_TTL_S,
 ) -> FastAPI:
     """The API and dashboard over one ClickHouse database.
 
     ``clickhouse`` is a DSN (``http://...`` or ``chdb://...``) or a factory of
-    clickhouse-connect clients (one is made per worker thread).
+    clickhouse-connect clients (one is made per worker thread). Journey health and timeseries
+    answers are cached ``cache_ttl_s`` seconds (0: not at all), see `journeylens.api.cache`.
     """
     factory: ClientFactory = (
         (lambda: make_client(clickhouse, create_database=False))
@@ -64,7 +67,8 @@ def create_app(
         ),
         lifespan=lifespan,
     )
-    app.state.api_context = ApiContext(catalog=catalog, reader=Reader(database))
+    reader = Reader(database, ResultCache(ttl_s=cache_ttl_s))
+    app.state.api_context = ApiContext(catalog=catalog, reader=reader)
     dev_token = api_settings.dev_token
     app.state.dev_token = dev_token.get_secret_value() if dev_token is not None else None
     install_problem_handlers(app)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -47,10 +47,13 @@ class TokenVerifier:
         return matched
 
 
-def require_token(verifier: TokenVerifier) -> Callable[..., None]:
-    """A FastAPI dependency answering 401 (``WWW-Authenticate: Bearer``) unless authorised."""
+def require_token(verifier: TokenVerifier) -> Callable[..., Awaitable[None]]:
+    """A FastAPI dependency answering 401 (``WWW-Authenticate: Bearer``) unless authorised.
 
-    def dependency(
+    ``async`` although it never awaits: it does not block, and FastAPI would run a plain ``def``
+    dependency in its threadpool (a thread hop on every request)."""
+
+    async def dependency(
         credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),  # noqa: B008
     ) -> None:
         if credentials is None or credentials.scheme.lower() != "bearer":

@@ -29,7 +29,8 @@ class ApiContext:
         return [self.journey(journey_id).id]
 
 
-def api_context(request: Request) -> ApiContext:
+async def api_context(request: Request) -> ApiContext:
+    # async: it does not block, and FastAPI runs a plain ``def`` dependency in its threadpool
     context = request.app.state.api_context
     assert isinstance(context, ApiContext)
     return context

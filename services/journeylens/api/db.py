@@ -15,6 +15,7 @@ from journeylens.storage.client import Client
 
 ClientFactory = Callable[[], Client]
 Row = dict[str, Any]
+Settings = Mapping[str, Any]
 
 
 class Database:
@@ -35,8 +36,13 @@ class Database:
                 self._clients.append(client)
         return client
 
-    def rows(self, sql: str, parameters: Mapping[str, Any]) -> list[Row]:
-        result = self.client().query(sql, parameters=dict(parameters))
+    def rows(
+        self, sql: str, parameters: Mapping[str, Any], settings: Settings | None = None
+    ) -> list[Row]:
+        """The rows of ``sql``; ``settings`` are ClickHouse settings for this query only."""
+        result = self.client().query(
+            sql, parameters=dict(parameters), settings=dict(settings) if settings else None
+        )
         return list(result.named_results())
 
     def close(self) -> None:

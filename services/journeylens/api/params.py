@@ -1,4 +1,8 @@
-"""Query parameters shared by the routes: time ranges, resolution, pagination."""
+"""Query parameters shared by the routes: time ranges, resolution, pagination.
+
+The dependencies are ``async`` although they never await: they do not block, and FastAPI
+would run a plain ``def`` dependency in its threadpool (a thread hop on every request).
+"""
 
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ class TimeRange:
         return {"from": sql_time(self.start), "to": sql_time(self.end)}
 
 
-def time_range(
+async def time_range(
     from_: Annotated[
         datetime | None,
         Query(alias="from", description="Start (ISO 8601, UTC when no offset); default to - 24 h"),
@@ -97,7 +101,7 @@ class Pagination:
         return self.offset + self.limit if returned > self.limit else None
 
 
-def pagination(
+async def pagination(
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size (at most 1000).")] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip.")] = 0,
 ) -> Pagination:

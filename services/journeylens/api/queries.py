@@ -1,24 +1,55 @@
 """The API's read queries. SQL text is constant (or assembled from allow-listed fragments of
 `journeylens.api.metrics`); every value is a bound ``{name:Type}`` parameter.
 
-Tables (see infra/clickhouse/migrations): journey_aggregates is read with FINAL so a
-re-emitted window counts once; the rollups (0004) are replay-safe by construction; alerts are
-folded to the latest event per incident with argMax(..., time).
+Tables (see infra/clickhouse/migrations): journey_aggregates and journey_window_counters (0005)
+are read with FINAL so a re-emitted window counts once; the rollups (0004) are replay-safe by
+construction; alerts are folded to the latest event per incident with argMax(..., time).
+
+The journey health and the timeseries are the hot reads (a dashboard of many viewers polls
+them); their answers go through a `ResultCache` (a few seconds' time-to-live, one query per key
+at a time, see `journeylens.api.cache`). Their time bounds are quantized to what the data can
+distinguish before they become both the SQL parameters and the cache key: windows are 1-minute
+tumbling windows starting on the minute (the contract), so ``window_start < 12:00:17`` and
+``window_start < 12:01`` select the same windows; rollup buckets are whole hours or days.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from journeylens.api.db import Database, Row
+from journeylens.api.cache import ResultCache
+from journeylens.api.db import Database, Row, Settings
 from journeylens.api.metrics import METRICS, SUMS, Metric
 from journeylens.api.params import RESOLUTION_SECONDS, Pagination, Resolution, TimeRange, sql_time
 
 JOURNEY_LEVEL = "_journey"
 RANGE = "window_start >= {from:DateTime64(3, 'UTC')} AND window_start < {to:DateTime64(3, 'UTC')}"
+WINDOW_S = 60
+# Small, selective reads (one series, one day of windows): more threads than this only adds
+# contention when many requests run at once.
+SMALL_READ: Settings = {"max_threads": 2}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+Point = tuple[datetime, float | None]
+
+
+@dataclass(slots=True)
+class Series:
+    """A timeseries answer as cached: its source table, its points ``(t, value)`` (``t`` in UTC,
+    ``value`` cleaned for JSON) and, once a route asked for it, the points encoded (the same for
+    every request the entry serves; encoding 720 points costs more than the cache lookup)."""
+
+    source: str
+    points: list[Point]
+    _encoded: bytes | None = None
+
+    def encoded(self, encode: Callable[[list[Point]], bytes]) -> bytes:
+        if self._encoded is None:  # two threads may both encode: the same bytes
+            self._encoded = encode(self.points)
+        return self._encoded
 
 
 def clean(value: Any, digits: int = 6) -> float | None:
@@ -45,11 +76,24 @@ def _sum_columns(names: Iterable[str]) -> str:
     return ", ".join(f"sum({SUMS[name].raw}) AS s_{name}" for name in names)
 
 
-class Reader:
-    """Read models over one database."""
+def floor_to(value: datetime, seconds: int) -> datetime:
+    """``value`` down to a multiple of ``seconds`` since the epoch (as toStartOfInterval)."""
+    elapsed = as_utc(value) - _EPOCH
+    return value - elapsed % timedelta(seconds=seconds)
 
-    def __init__(self, db: Database) -> None:
+
+def ceil_to(value: datetime, seconds: int) -> datetime:
+    """``value`` up to a multiple of ``seconds`` since the epoch (unchanged when on one)."""
+    floor = floor_to(value, seconds)
+    return floor if floor == value else floor + timedelta(seconds=seconds)
+
+
+class Reader:
+    """Read models over one database; the hot reads are answered through ``cache``."""
+
+    def __init__(self, db: Database, cache: ResultCache | None = None) -> None:
         self.db = db
+        self.cache = cache if cache is not None else ResultCache(ttl_s=0)
 
     # ------------------------------------------------------------------ journey health
 
@@ -91,6 +135,7 @@ class Reader:
                 "hour_ago": sql_time(at - timedelta(hours=1)),
                 "at": sql_time(at),
             },
+            SMALL_READ,
         )
         return {row["journey"]: _unprefixed(row) for row in rows}
 
@@ -205,22 +250,47 @@ class Reader:
         segment: str,
         window: TimeRange,
         resolution: Resolution,
-    ) -> tuple[str, list[Row]]:
-        """(source table, rows of ``t``, ``value``) at the resolution."""
+    ) -> Series:
+        """The metric's points at the resolution. Cached (see the module docstring).
+
+        1-minute windows as emitted (journey_aggregates); 5-minute and hourly buckets of
+        summed window counters (journey_window_counters, 0005), except whole-population Core
+        Web Vitals quantiles by the hour (rum_vitals_hourly, true quantiles); days from the
+        daily rollups (0004).
+        """
+        seconds = RESOLUTION_SECONDS[resolution]
+        if resolution in ("1m", "5m"):
+            # windows start on the minute: these bounds select exactly the windows of the range
+            start, end = ceil_to(window.start, WINDOW_S), ceil_to(window.end, WINDOW_S)
+        else:
+            # whole buckets: the one holding ``from`` up to the one holding ``to``
+            start, end = floor_to(window.start, seconds), ceil_to(window.end, seconds)
         params: dict[str, Any] = {
             "journey": journey,
             "step": step,
             "dimension": dimension,
             "segment": segment,
-            "seconds": RESOLUTION_SECONDS[resolution],
-            **window.params(),
+            "seconds": seconds,
+            "from": sql_time(start),
+            "to": sql_time(end),
         }
-        if resolution in ("1m", "5m"):
-            return "journey_aggregates", self.db.rows(_windows_sql(metric), params)
-        table = "hourly" if resolution == "1h" else "daily"
-        if metric.vital is not None and dimension == "all":
-            return f"rum_vitals_{table}", self.db.rows(_vitals_sql(metric, table), params)
-        return f"journey_rollup_{table}", self.db.rows(_rollup_sql(metric, table), params)
+        if resolution == "1m":
+            source, sql = "journey_aggregates", _windows_sql(metric)
+        elif resolution == "1h" and metric.vital is not None and dimension == "all":
+            source, sql = "rum_vitals_hourly", _vitals_sql(metric, "hourly")
+        elif resolution in ("5m", "1h"):
+            source, sql = "journey_window_counters", _counters_sql(metric)
+        elif metric.vital is not None and dimension == "all":
+            source, sql = "rum_vitals_daily", _vitals_sql(metric, "daily")
+        else:
+            source, sql = "journey_rollup_daily", _rollup_sql(metric, "daily")
+        key = ("timeseries", source, metric.name, journey, step, dimension, segment, seconds)
+
+        def compute() -> Series:
+            rows = self.db.rows(sql, params, SMALL_READ)
+            return Series(source, [(as_utc(row["t"]), clean(row["value"])) for row in rows])
+
+        return self.cache.get((*key, start, end), compute)
 
     # ------------------------------------------------------------------- journey detail
 
@@ -311,6 +381,27 @@ def _windows_sql(metric: Metric) -> str:
                        AS bucket,
                    {_sum_columns(metric.uses)}
             FROM journey_aggregates FINAL
+            WHERE journey = {{journey:String}} AND step = {{step:String}}
+              AND segment_dimension = {{dimension:String}}
+              AND segment_value = {{segment:String}}
+              AND {RANGE}
+            GROUP BY bucket
+        )
+        ORDER BY t
+    """  # noqa: S608 - constant fragments only; values are bound parameters
+
+
+def _counters_sql(metric: Metric) -> str:
+    """Buckets of summed per-window counters (journey_window_counters, migration 0005)."""
+    sums = ", ".join(f"sum({name}) AS s_{name}" for name in metric.uses)
+    return f"""
+        SELECT {_formula_select(metric)}
+        FROM
+        (
+            SELECT toStartOfInterval(window_start, toIntervalSecond({{seconds:UInt32}}), 'UTC')
+                       AS bucket,
+                   {sums}
+            FROM journey_window_counters FINAL
             WHERE journey = {{journey:String}} AND step = {{step:String}}
               AND segment_dimension = {{dimension:String}}
               AND segment_value = {{segment:String}}

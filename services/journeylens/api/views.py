@@ -6,12 +6,46 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from fastapi import Response
+from pydantic import BaseModel, TypeAdapter
+
 from journeylens.api import models
 from journeylens.api.metrics import Band, band_for, rating, vital_band
-from journeylens.api.queries import as_utc, clean
+from journeylens.api.queries import Point, as_utc, clean
 from journeylens.contracts.catalog import Journey
 
 VITALS = ("lcp", "inp", "cls", "fcp", "ttfb")
+
+
+def json_body(model: BaseModel) -> bytes:
+    """A response model as JSON (by alias), serialized once by pydantic."""
+    return model.model_dump_json(by_alias=True).encode()
+
+
+def json_response(body: bytes) -> Response:
+    """Pre-serialized JSON. A route returning it skips FastAPI's second validation and
+    serialization of the response model; the route still declares the model (OpenAPI)."""
+    return Response(content=body, media_type="application/json")
+
+
+_POINTS = TypeAdapter(list[models.Point])
+_NO_POINTS = b'"points":[]}'
+
+
+def points_json(points: list[Point]) -> bytes:
+    """Points ``(t, value)`` as the JSON array of `models.Point` (typed and cleaned already)."""
+    return _POINTS.dump_json([models.Point.model_construct(t=t, value=v) for t, v in points])
+
+
+def timeseries_body(envelope: models.Timeseries, points: bytes) -> bytes:
+    """``envelope`` (its ``points`` empty) as JSON with the encoded ``points`` in place: the
+    same bytes as serializing the whole model, without encoding the points per request."""
+    if envelope.points:
+        raise ValueError("the envelope carries no points")
+    body = json_body(envelope)
+    if not body.endswith(_NO_POINTS):  # points is the last field of the model
+        raise AssertionError("models.Timeseries must end with its points")
+    return body[: -len(_NO_POINTS) + len('"points":')] + points + b"}"
 
 
 def band_model(band: Band) -> models.Band:

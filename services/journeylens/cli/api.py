@@ -6,13 +6,21 @@ import json
 
 import click
 
+from journeylens.api.cache import DEFAULT_TTL_S
 from journeylens.settings import ApiSettings, CatalogSettings, ClickHouseSettings, StackSettings
 
 
 @click.command("api")
 @click.option("--host", default=None, help="Listen address (default JOURNEYLENS_API_HOST).")
 @click.option("--port", type=int, default=None, help="Listen port (default JOURNEYLENS_API_PORT).")
-def command(host: str | None, port: int | None) -> None:
+@click.option(
+    "--cache-ttl",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TTL_S,
+    show_default=True,
+    help="Seconds journey health and timeseries answers are reused (0: never).",
+)
+def command(host: str | None, port: int | None, cache_ttl: float) -> None:
     """Serve the query API (/api/v1, OpenAPI at /docs) and the dashboard (/)."""
     import uvicorn
 
@@ -34,7 +42,7 @@ def command(host: str | None, port: int | None) -> None:
             "request will be refused (401)",
             err=True,
         )
-    app = create_app(settings, dsn, catalog)
+    app = create_app(settings, dsn, catalog, cache_ttl_s=cache_ttl)
     bind_host = host or settings.host
     bind_port = port if port is not None else settings.port
     click.echo(f"JourneyLens API on http://{bind_host}:{bind_port}/ (ClickHouse {target.masked()})")
@@ -51,6 +59,13 @@ def command(host: str | None, port: int | None) -> None:
 @click.option(
     "--dsn", default=None, help="http:// DSN of a ClickHouse server (default: start a local one)."
 )
+@click.option(
+    "--cache-ttl",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TTL_S,
+    show_default=True,
+    help="The API's --cache-ttl (0: every request queries ClickHouse).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def bench_api(
     rows: int,
@@ -58,6 +73,7 @@ def bench_api(
     clients: int,
     requests: int,
     dsn: str | None,
+    cache_ttl: float,
     as_json: bool,
 ) -> None:
     """Load 10M RUM events and 1M aggregates, then time 20 concurrent API clients."""
@@ -70,6 +86,7 @@ def bench_api(
         requests=requests,
         dsn=dsn,
         catalog_path=CatalogSettings().path,
+        cache_ttl_s=cache_ttl,
     )
     progress = (lambda line: click.echo(f"  {line}", err=True)) if not as_json else None
     try:
@@ -87,7 +104,8 @@ def render_report(report: dict[str, object]) -> str:
     assert isinstance(data, dict)
     lines = [
         f"data: {data['rum_events']:,} RUM events, {data['journey_aggregates']:,} aggregate rows "
-        f"loaded in {data['load_s']:.1f}s; {report['clients']} clients",
+        f"loaded in {data['load_s']:.1f}s; {report['clients']} clients; API answer cache "
+        f"{report['cache_ttl_s']} s",
         f"{'endpoint':<12} {'range':<8} {'requests':>8} {'errors':>6} {'p50 ms':>8} "
         f"{'p95 ms':>8} {'target':>8}  ok",
     ]

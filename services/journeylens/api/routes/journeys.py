@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from journeylens.api import models, views
 from journeylens.api.context import ApiContext, api_context
@@ -19,7 +19,7 @@ from journeylens.api.params import (
     utc,
 )
 from journeylens.api.problems import bad_request, not_found
-from journeylens.api.queries import JOURNEY_LEVEL, as_utc, clean, metric_value, uses
+from journeylens.api.queries import JOURNEY_LEVEL, clean, metric_value, uses
 from journeylens.contracts.catalog import Journey
 
 router = APIRouter(prefix="/api/v1/journeys", tags=["journeys"])
@@ -43,10 +43,19 @@ def list_journeys(
     at: Annotated[
         datetime | None, Query(description="Evaluate as of this time (default now).")
     ] = None,
-) -> models.JourneyList:
-    when = utc(at) if at is not None else datetime.now(UTC)
-    if not datetime(1971, 1, 1, tzinfo=UTC) <= when <= datetime(2199, 1, 1, tzinfo=UTC):
+) -> Response:
+    when = utc(at) if at is not None else None
+    if when is not None and not datetime(1971, 1, 1, tzinfo=UTC) <= when <= datetime(
+        2199, 1, 1, tzinfo=UTC
+    ):
         raise bad_request("'at' must be between 1971 and 2199")
+    # as of now: the answer of the last few seconds, see journeylens.api.cache
+    body = ctx.reader.cache.get(("journeys", when), lambda: _journey_list(ctx, when))
+    return views.json_response(body)
+
+
+def _journey_list(ctx: ApiContext, at: datetime | None) -> bytes:
+    when = at if at is not None else datetime.now(UTC)
     ids = ctx.journey_ids()
     windows = ctx.reader.last_windows(ids, when)
     open_by_journey: dict[str, list[models.Incident]] = {}
@@ -56,7 +65,7 @@ def list_journeys(
         views.journey_health(j, windows.get(j.id), open_by_journey.get(j.id, []))
         for j in ctx.catalog.journeys
     ]
-    return models.JourneyList(generated_at=when, items=items)
+    return views.json_body(models.JourneyList(generated_at=when, items=items))
 
 
 @router.get(
@@ -83,7 +92,7 @@ def timeseries(
     resolution: Annotated[
         Resolution | None, Query(description="Force a resolution (default: from the range).")
     ] = None,
-) -> models.Timeseries:
+) -> Response:
     journey = ctx.journey(journey_id)
     spec = METRICS.get(metric)
     if spec is None:
@@ -92,11 +101,11 @@ def timeseries(
     if segment_dimension == SegmentDimension.ALL:
         segment_value = "all"
     chosen = pick_resolution(window.span, resolution)
-    source, rows = ctx.reader.timeseries(
+    series = ctx.reader.timeseries(
         spec, journey.id, step, segment_dimension.value, segment_value, window, chosen
     )
     band = band_for(metric, journey.thresholds_for(step))
-    return models.Timeseries(
+    envelope = models.Timeseries(
         journey=journey.id,
         step=step,
         metric=metric,
@@ -106,10 +115,13 @@ def timeseries(
         from_=window.start,
         to=window.end,
         resolution=chosen,
-        source=source,
+        source=series.source,
         threshold=views.band_model(band) if band is not None else None,
-        points=[models.Point(t=as_utc(row["t"]), value=clean(row["value"])) for row in rows],
+        points=[],
     )
+    # the points are encoded once per cached answer, not once per request
+    body = views.timeseries_body(envelope, series.encoded(views.points_json))
+    return views.json_response(body)
 
 
 _SEGMENT_METRICS = (
