@@ -19,6 +19,9 @@ from journeylens.storage.sink import TableWriter
 
 log = logging.getLogger(__name__)
 
+RUM_LANDING = "rum_events_landing"
+"""Null table + materialized view into rum_events (migration 0006): parsed once, server side."""
+
 Send = Callable[[str, bytes, bytes], Awaitable[None]]
 """(logical output name, key, value) → produced to Kafka."""
 
@@ -27,15 +30,16 @@ class ClickHouseOutputs:
     """One writer per table; every write of a batch happens before its offsets are committed."""
 
     def __init__(self, client: Client) -> None:
-        self.rum = TableWriter(client, "rum_events")
+        # RUM messages go in unchanged; the view of migration 0006 flattens them into rum_events.
+        self.rum = TableWriter(client, RUM_LANDING)
         self.synthetic = TableWriter(client, "synthetic_results")
         self.aggregates = TableWriter(client, "journey_aggregates")
         self.anomalies = TableWriter(client, "anomalies")
         self.alerts = TableWriter(client, "alerts")
 
     def write_raw(self, out: BatchOutput) -> None:
-        if out.rum_events:
-            self.rum.write(self.rum.flattener.flatten(e) for e in out.rum_events)
+        if out.rum_messages:
+            self.rum.write_messages(out.rum_messages)
         if out.synthetic_results:
             flat = self.synthetic.flattener
             self.synthetic.write(

@@ -10,7 +10,6 @@ uncommitted tail of the topics yields the same aggregates as an uninterrupted ru
 from __future__ import annotations
 
 import zlib
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +36,10 @@ from journeylens.domain.windows import WindowCloser
 RUM = "rum"
 SYNTHETIC = "synthetic"
 STATE_VERSION = 1
+_REQUIRED = {RUM: ("event_id", "timestamp"), SYNTHETIC: ("run_id", "started_at")}
+"""Fields a message of each stream must have; one without them is dead-lettered."""
+STATE_COMPRESSION = 1
+"""zlib level of the changelogged state: 1 encodes ~25 % faster than 3, for ~17 % more bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ class JourneyState:
             "partition": self.partition,
             "stream_marks": self.stream_marks,
         }
-        return zlib.compress(orjson.dumps(doc), 3)
+        return zlib.compress(orjson.dumps(doc), STATE_COMPRESSION)
 
     @classmethod
     def decode(cls, blob: bytes, clock: Clock, idle_timeout_s: float) -> JourneyState:
@@ -103,9 +106,24 @@ class JourneyState:
         )
 
 
+@dataclass(slots=True)
+class _JourneyBatch:
+    """One journey's records of a batch, per stream, in arrival order."""
+
+    streams: dict[str, tuple[list[Record], list[dict[str, Any]]]] = field(default_factory=dict)
+
+    def add(self, record: Record, message: dict[str, Any]) -> None:
+        lists = self.streams.get(record.stream)
+        if lists is None:
+            lists = self.streams[record.stream] = ([], [])
+        lists[0].append(record)
+        lists[1].append(message)
+
+
 @dataclass
 class BatchOutput:
-    rum_events: list[dict[str, Any]] = field(default_factory=list)
+    rum_messages: list[bytes] = field(default_factory=list)
+    """The RUM messages as they arrived (valid JSON objects): stored raw, parsed by ClickHouse."""
     synthetic_results: list[dict[str, Any]] = field(default_factory=list)
     aggregates: list[dict[str, Any]] = field(default_factory=list)
     anomalies: list[dict[str, Any]] = field(default_factory=list)
@@ -144,22 +162,37 @@ class ExperiencePipeline:
         return state
 
     def process(self, records: Sequence[Record], states: Mapping[str, JourneyState]) -> BatchOutput:
-        """Process one batch. ``states`` holds the current state of the batch's journeys."""
+        """Process one batch. ``states`` holds the current state of the batch's journeys
+        (``states.get(journey)``; a journey it lacks starts from an empty state)."""
         out = BatchOutput()
-        per_journey: dict[str, dict[str, list[tuple[Record, dict[str, Any]]]]] = defaultdict(
-            lambda: {RUM: [], SYNTHETIC: []}
-        )
+        per_journey: dict[str, _JourneyBatch] = {}
+        rum_messages = out.rum_messages
+        synthetic_results = out.synthetic_results
+        known = self.view.journeys
+        loads = orjson.loads
         for record in records:
-            message = self._decode(record, out)
-            if message is None:
+            try:
+                message = loads(record.value)
+            except orjson.JSONDecodeError as exc:
+                out.dead_letters.append((record, f"not JSON: {exc}"))
                 continue
-            (out.rum_events if record.stream == RUM else out.synthetic_results).append(message)
+            first, second = _REQUIRED[record.stream]
+            if type(message) is not dict or first not in message or second not in message:
+                self._reject(record, message, out)
+                continue
+            if record.stream == RUM:
+                rum_messages.append(record.value)
+            else:
+                synthetic_results.append(message)
             journey = message.get("journey") or UNMAPPED
-            if journey != UNMAPPED and self.view.journey(journey) is not None:
-                per_journey[journey][record.stream].append((record, message))
-        for journey, streams in per_journey.items():
+            if journey in known and journey != UNMAPPED:
+                batch = per_journey.get(journey)
+                if batch is None:
+                    batch = per_journey[journey] = _JourneyBatch()
+                batch.add(record, message)
+        for journey, batch in per_journey.items():
             state = states.get(journey) or self.decode_state(None)
-            partition = self._aggregate(journey, streams, state, out)
+            partition = self._aggregate(journey, batch, state, out)
             if partition >= 0:
                 state.partition = partition
             if state.partition >= 0:
@@ -176,42 +209,35 @@ class ExperiencePipeline:
 
     # ------------------------------------------------------------------------------------
 
-    def _decode(self, record: Record, out: BatchOutput) -> dict[str, Any] | None:
-        try:
-            message = orjson.loads(record.value)
-        except orjson.JSONDecodeError as exc:
-            out.dead_letters.append((record, f"not JSON: {exc}"))
-            return None
+    @staticmethod
+    def _reject(record: Record, message: Any, out: BatchOutput) -> None:
         if not isinstance(message, dict):
             out.dead_letters.append((record, "a message must be a JSON object"))
-            return None
-        required = ("event_id", "timestamp") if record.stream == RUM else ("run_id", "started_at")
-        missing = [name for name in required if name not in message]
-        if missing:
-            out.dead_letters.append((record, f"missing fields {missing}"))
-            return None
-        return message
+            return
+        missing = [name for name in _REQUIRED[record.stream] if name not in message]
+        out.dead_letters.append((record, f"missing fields {missing}"))
 
     def _aggregate(
-        self,
-        journey: str,
-        streams: Mapping[str, list[tuple[Record, dict[str, Any]]]],
-        state: JourneyState,
-        out: BatchOutput,
+        self, journey: str, items: _JourneyBatch, state: JourneyState, out: BatchOutput
     ) -> int:
         closer = state.closer
         assert closer is not None
         partition = -1
         batches: list[tuple[str, BatchStates]] = []
-        for stream, items in streams.items():
-            mark = state.offsets.get(stream, -1)
-            fresh = [(r, m) for r, m in items if r.offset > mark]
-            out.replayed += len(items) - len(fresh)
-            if not fresh:
+        for stream in (RUM, SYNTHETIC):  # in this order, as before
+            if stream not in items.streams:
                 continue
-            partition = fresh[-1][0].partition
-            state.offsets[stream] = max(r.offset for r, _ in fresh)
-            messages = [m for _, m in fresh]
+            records, messages = items.streams[stream]
+            mark = state.offsets.get(stream, -1)
+            if min(r.offset for r in records) <= mark:  # a replay: count only what is new
+                fresh = [(r, m) for r, m in zip(records, messages, strict=True) if r.offset > mark]
+                out.replayed += len(records) - len(fresh)
+                records = [r for r, _ in fresh]
+                messages = [m for _, m in fresh]
+            if not records:
+                continue
+            partition = records[-1].partition
+            state.offsets[stream] = max(r.offset for r in records)
             aggregate = pre_aggregate_rum if stream == RUM else pre_aggregate_synthetic
             batches.append(
                 (

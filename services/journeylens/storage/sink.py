@@ -1,6 +1,7 @@
 """Batched, idempotent writes of contract messages into ClickHouse tables.
 
-One insert per batch per table (JSONEachRow, parsed by the server). Replays are harmless:
+One insert per batch per table (JSONEachRow, parsed by the server; or the messages unchanged,
+JSONAsString, into a landing table whose materialized view parses them). Replays are harmless:
 every table is a ReplacingMergeTree keyed by the message's deterministic id. When ClickHouse
 is unavailable the writer waits and retries (with progress in the log) rather than dropping
 the batch: the caller commits its Kafka offsets only after :meth:`TableWriter.write` returned.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -51,15 +52,25 @@ class TableWriter:
         self.rows_written = 0
 
     def write(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert rows (flattened dicts) as JSONEachRow; return how many."""
         block = to_json_each_row(rows)
         if not block:
             return 0
-        count = block.count(b"\n") + 1
+        return self._insert(block, block.count(b"\n") + 1, "JSONEachRow", INSERT_SETTINGS)
+
+    def write_messages(self, messages: Sequence[bytes]) -> int:
+        """Insert JSON messages unchanged, one row each, into a one-String-column table
+        (FORMAT JSONAsString): a landing table whose materialized view parses them."""
+        if not messages:
+            return 0
+        return self._insert(b"\n".join(messages), len(messages), "JSONAsString", {})
+
+    def _insert(self, block: bytes, count: int, fmt: str, settings: Mapping[str, Any]) -> int:
         waited = 0.0
         while True:
             try:
                 self.client.raw_insert(
-                    self.table, insert_block=block, fmt="JSONEachRow", settings=INSERT_SETTINGS
+                    self.table, insert_block=block, fmt=fmt, settings=dict(settings)
                 )
             except Exception as exc:
                 if waited >= self.give_up_s:

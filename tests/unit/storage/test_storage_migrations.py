@@ -27,6 +27,10 @@ ROLLUPS = {
     "rum_vitals_daily",
     "rum_vitals_hourly_mv",
     "rum_vitals_daily_mv",
+    "journey_window_counters",
+    "journey_window_counters_mv",
+    "rum_events_landing",
+    "rum_events_landing_mv",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -36,6 +36,8 @@ class ExperienceAgent:
         self.processed = 0
         self._lock = asyncio.Lock()
         self._http: httpx.AsyncClient | None = None
+        self._decoded: dict[bytes, tuple[bytes, JourneyState]] = {}
+        """key → (the table's blob, that blob decoded): saves decoding it every batch."""
 
     def register(self) -> None:
         app = self.worker.app
@@ -59,26 +61,12 @@ class ExperienceAgent:
             yield None
 
     async def _process(self, records: list[Record]) -> None:
-        table_data = self.worker.table.data
-        journeys = {self._journey_hint(r) for r in records}
-        states: dict[str, JourneyState] = {}
-        for journey in journeys:
-            if journey:
-                states[journey] = self.pipeline.decode_state(table_data.get(journey.encode()))
-        out = await asyncio.to_thread(self.pipeline.process, records, states)
-        await self._emit(out)
-
-    @staticmethod
-    def _journey_hint(record: Record) -> str | None:
-        # The key is not kept on Record; the pipeline reads the journey from the message. Here
-        # we only need the set of journeys to preload: decode cheaply from the value.
-        marker = b'"journey":"'
-        start = record.value.find(marker)
-        if start < 0:
-            return None
-        start += len(marker)
-        end = record.value.find(b'"', start)
-        return record.value[start:end].decode("utf-8", "replace") if end > start else None
+        states = _TableStates(self.pipeline, self.worker.table.data, self._decoded)
+        try:
+            out = await asyncio.to_thread(self.pipeline.process, records, states)
+            await self._emit(out)
+        finally:
+            states.release()
 
     async def _emit(self, out: BatchOutput) -> None:
         """Side effects in the order that keeps replays exact: storage, topics, then state."""
@@ -90,11 +78,13 @@ class ExperienceAgent:
                 self._http = httpx.AsyncClient(timeout=5.0)
             await post_webhooks(self._http, self.webhook_urls, out.alerts)
         table = self.worker.table
+        blobs = await asyncio.to_thread(_encode_states, out.states)
         for journey, (partition, state) in out.states.items():
-            blob = state.encode()
+            blob = blobs[journey]
             key = journey.encode()
             table.data[key] = blob
             table.send_changelog(partition, key, blob)
+            self._decoded[key] = (blob, state)
 
     async def _send(self, name: str, key: bytes, value: bytes) -> None:
         await self.worker.outputs[name].send(key=key, value=value)
@@ -116,3 +106,51 @@ class ExperienceAgent:
             if out.aggregates:
                 log.info("closed %d idle window rows", len(out.aggregates))
             await self._emit(out)
+
+
+def _encode_states(states: Mapping[str, tuple[int, JourneyState]]) -> dict[str, bytes]:
+    return {journey: state.encode() for journey, (_, state) in states.items()}
+
+
+class _TableStates(Mapping[str, JourneyState]):
+    """The journey states of one batch, read from the table on first use.
+
+    A state decoded earlier is reused while the table still holds the very blob it came from
+    (a restore or another writer puts a new blob there, which forces a decode). Reused states
+    are taken out of the cache while the batch runs, since the pipeline changes them in place:
+    only `_emit` puts them back, with their new blob, once the batch was stored; a batch that
+    fails leaves them out, so the next one decodes the table's (unchanged) blob again.
+    """
+
+    def __init__(
+        self,
+        pipeline: ExperiencePipeline,
+        table: Any,
+        decoded: dict[bytes, tuple[bytes, JourneyState]],
+    ) -> None:
+        self._pipeline = pipeline
+        self._table = table
+        self._decoded = decoded
+        self._loaded: dict[str, JourneyState] = {}
+
+    def __getitem__(self, journey: str) -> JourneyState:
+        state = self._loaded.get(journey)
+        if state is None:
+            key = journey.encode()
+            blob = self._table.get(key)
+            cached = self._decoded.pop(key, None)
+            if cached is not None and blob is not None and cached[0] is blob:
+                state = cached[1]
+            else:
+                state = self._pipeline.decode_state(blob)
+            self._loaded[journey] = state
+        return state
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded)
+
+    def __len__(self) -> int:
+        return len(self._loaded)
+
+    def release(self) -> None:
+        self._loaded.clear()
