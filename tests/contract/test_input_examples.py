@@ -45,8 +45,9 @@ REJECTED = {
 
 def _examples() -> list[Path]:
     return sorted(
-        p for p in INPUTS.glob("*/*") if p.suffix in {".json", ".txt"}
-        and not p.name.endswith(".expected.json")
+        p
+        for p in INPUTS.glob("*/*")
+        if p.suffix in {".json", ".txt"} and not p.name.endswith(".expected.json")
     )
 
 

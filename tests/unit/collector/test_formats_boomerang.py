@@ -19,8 +19,9 @@ PAGE = "https://shop.example.com/checkout"
 
 
 def qs(**params: str) -> bytes:
-    return "&".join(f"{k.replace('_dot_', '.')}={quote(v, safe='')}"
-                    for k, v in params.items()).encode()
+    return "&".join(
+        f"{k.replace('_dot_', '.')}={quote(v, safe='')}" for k, v in params.items()
+    ).encode()
 
 
 @pytest.mark.parametrize(
@@ -52,11 +53,14 @@ def test_jsurl_depth_is_bounded() -> None:
 
 
 def test_restiming_trie_decoding() -> None:
-    trie = ('{"http://abc.com/":{"|":"6,2","js/foo.js":"3a,1","css/":{"foo.css":"2b,2",'
-            '"foo.png":"1c,3|1d,a"}},"https://cdn.x/i\\n.png":"*05,5|1z,1b*1a,b,c*7h2"}')
+    trie = (
+        '{"http://abc.com/":{"|":"6,2","js/foo.js":"3a,1","css/":{"foo.css":"2b,2",'
+        '"foo.png":"1c,3|1d,a"}},"https://cdn.x/i\\n.png":"*05,5|1z,1b*1a,b,c*7h2"}'
+    )
     entries = decode_restiming(trie)
-    by_url = sorted((e.url, e.initiator, e.start_ms, e.duration_ms, e.transfer_bytes)
-                    for e in entries)
+    by_url = sorted(
+        (e.url, e.initiator, e.start_ms, e.duration_ms, e.transfer_bytes) for e in entries
+    )
     assert by_url == [
         ("http://abc.com/", "6", 0, 2, 0),
         ("http://abc.com/css/foo.css", "2", 11, 2, 0),
@@ -81,8 +85,15 @@ def test_restiming_rejects_garbage(trie: str) -> None:
 
 
 def test_page_load_and_bad_restiming_is_rejected_alone() -> None:
-    body = qs(u=PAGE, pid="p1", n="1", rt_dot_end="1795600790000", t_done="900",
-              restiming="{nope", pt_dot_lcp="800")
+    body = qs(
+        u=PAGE,
+        pid="p1",
+        n="1",
+        rt_dot_end="1795600790000",
+        t_done="900",
+        restiming="{nope",
+        pt_dot_lcp="800",
+    )
     result = parse(body, META)
     (event,) = result.events
     assert event.kind is EventKind.PAGE_VIEW
@@ -110,10 +121,14 @@ def test_get_query_with_question_mark_and_post_with_sb() -> None:
 def test_initiators() -> None:
     spa = parse(qs(u=PAGE, pid="p", http_dot_initiator="spa"), META).events[0]
     hard = parse(qs(u=PAGE, pid="p", http_dot_initiator="spa_hard"), META).events[0]
-    xhr = parse(qs(u="https://api.x/y", pgu=PAGE, pid="p", http_dot_initiator="xhr",
-                   t_done="120"), META).events[0]
-    assert (spa.kind, hard.kind, xhr.kind) == (EventKind.SOFT_NAVIGATION, EventKind.PAGE_VIEW,
-                                               EventKind.WEB_VITAL)
+    xhr = parse(
+        qs(u="https://api.x/y", pgu=PAGE, pid="p", http_dot_initiator="xhr", t_done="120"), META
+    ).events[0]
+    assert (spa.kind, hard.kind, xhr.kind) == (
+        EventKind.SOFT_NAVIGATION,
+        EventKind.PAGE_VIEW,
+        EventKind.WEB_VITAL,
+    )
     assert xhr.url == PAGE and xhr.dependencies[0].host == "api.x"
     assert parse(qs(u=PAGE, pid="p", early=""), META).events == []
     odd = parse(qs(u=PAGE, pid="p", http_dot_initiator="click"), META)

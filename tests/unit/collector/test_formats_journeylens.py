@@ -9,22 +9,40 @@ from journeylens.collector.formats.base import MalformedBody, RequestMeta
 from journeylens.collector.formats.journeylens import BeaconBatch, parse
 from journeylens.contracts.rum_beacons_v1 import EventKind, RumEvent
 
-META = RequestMeta(app="demo-shop", received_at=datetime(2026, 11, 25, 10, tzinfo=UTC),
-                   user_agent="UA", sample_rate=0.2)
+META = RequestMeta(
+    app="demo-shop",
+    received_at=datetime(2026, 11, 25, 10, tzinfo=UTC),
+    user_agent="UA",
+    sample_rate=0.2,
+)
 NOW_MS = 1795600800000
 
 
 def beacon(*items: dict[str, object], **envelope: object) -> bytes:
-    doc: dict[str, object] = {"v": 1, "sid": "s1", "pid": "p1", "url": "https://x.test/a?b=1",
-                              "ts": NOW_MS - 1000, "items": list(items)}
+    doc: dict[str, object] = {
+        "v": 1,
+        "sid": "s1",
+        "pid": "p1",
+        "url": "https://x.test/a?b=1",
+        "ts": NOW_MS - 1000,
+        "items": list(items),
+    }
     doc.update(envelope)
     return orjson.dumps(doc)
 
 
 def test_page_view_fields() -> None:
-    result = parse(beacon({"type": "page_view", "vitals": {"lcp": 1500, "cls": 0.01},
-                           "res": [{"host": "CDN.x.test", "n": 4, "dur": 100}]},
-                          conn={"type": "3g", "rtt": 300, "downlink": 1.2}), META)
+    result = parse(
+        beacon(
+            {
+                "type": "page_view",
+                "vitals": {"lcp": 1500, "cls": 0.01},
+                "res": [{"host": "CDN.x.test", "n": 4, "dur": 100}],
+            },
+            conn={"type": "3g", "rtt": 300, "downlink": 1.2},
+        ),
+        META,
+    )
     (event,) = result.events
     assert event.kind is EventKind.PAGE_VIEW
     assert (event.vitals.lcp_ms, event.vitals.cls) == (1500.0, 0.01)
@@ -73,8 +91,18 @@ def test_invalid_items_are_rejected_and_the_rest_lands(item: object) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"{", b"[]", b'"x"', beacon(v=2), beacon(sid=""), beacon(pid=None),
-     beacon(url=3), beacon(), orjson.dumps({"v": 1, "sid": "s", "pid": "p", "url": "u"})],
+    [
+        b"",
+        b"{",
+        b"[]",
+        b'"x"',
+        beacon(v=2),
+        beacon(sid=""),
+        beacon(pid=None),
+        beacon(url=3),
+        beacon(),
+        orjson.dumps({"v": 1, "sid": "s", "pid": "p", "url": "u"}),
+    ],
 )
 def test_bad_envelope_is_malformed(body: bytes) -> None:
     with pytest.raises(MalformedBody):
@@ -82,20 +110,27 @@ def test_bad_envelope_is_malformed(body: bytes) -> None:
 
 
 def test_timestamps_are_clamped_and_default_to_batch_then_received() -> None:
-    items = [{"type": "step", "name": "past", "ts": NOW_MS - 30 * 3600_000},
-             {"type": "step", "name": "future", "ts": NOW_MS + 3600_000},
-             {"type": "step", "name": "batch"}]
+    items = [
+        {"type": "step", "name": "past", "ts": NOW_MS - 30 * 3600_000},
+        {"type": "step", "name": "future", "ts": NOW_MS + 3600_000},
+        {"type": "step", "name": "batch"},
+    ]
     events = parse(beacon(*items), META).events
     assert [e.timestamp.isoformat() for e in events] == [
-        "2026-11-24T10:00:00+00:00", "2026-11-25T10:05:00+00:00", "2026-11-25T09:59:59+00:00"]
+        "2026-11-24T10:00:00+00:00",
+        "2026-11-25T10:05:00+00:00",
+        "2026-11-25T09:59:59+00:00",
+    ]
     (event,) = parse(beacon({"type": "step", "name": "x"}, ts=None), META).events
     assert event.timestamp == META.received_at
 
 
 def test_event_ids_are_deterministic_and_distinct() -> None:
-    body = beacon({"type": "step", "name": "a", "ts": NOW_MS - 5},
-                  {"type": "step", "name": "b", "ts": NOW_MS - 5},
-                  {"type": "page_view", "ts": NOW_MS - 9})
+    body = beacon(
+        {"type": "step", "name": "a", "ts": NOW_MS - 5},
+        {"type": "step", "name": "b", "ts": NOW_MS - 5},
+        {"type": "page_view", "ts": NOW_MS - 9},
+    )
     first, second = parse(body, META), parse(body, META)
     ids = [e.event_id for e in first.events]
     assert ids == [e.event_id for e in second.events]
@@ -110,6 +145,7 @@ def test_examples_match_the_pydantic_schema() -> None:
         if path.name.endswith(".expected.json"):
             continue
         doc = orjson.loads(path.read_bytes())
-        valid = [i for i in doc["items"] if i["type"] not in {"heartbeat"}
-                 and i.get("name") != "FID"]
+        valid = [
+            i for i in doc["items"] if i["type"] not in {"heartbeat"} and i.get("name") != "FID"
+        ]
         BeaconBatch.model_validate({**doc, "items": valid})

@@ -13,16 +13,29 @@ META = RequestMeta(app="demo-shop", received_at=datetime(2026, 11, 25, 10, tzinf
 
 
 def nel(phase: str, nel_type: str, **body: object) -> dict[str, object]:
-    return {"age": 2000, "type": "network-error", "url": "https://cdn.x/app.js",
-            "body": {"phase": phase, "type": nel_type, "elapsed_time": 120,
-                     "sampling_fraction": 0.25, **body}}
+    return {
+        "age": 2000,
+        "type": "network-error",
+        "url": "https://cdn.x/app.js",
+        "body": {
+            "phase": phase,
+            "type": nel_type,
+            "elapsed_time": 120,
+            "sampling_fraction": 0.25,
+            **body,
+        },
+    }
 
 
 @pytest.mark.parametrize(
     ("phase", "nel_type", "failures"),
-    [("dns", "dns.name_not_resolved", 1), ("connection", "tcp.reset", 1),
-     ("connection", "tls.cert.date_invalid", 1), ("application", "http.error", 1),
-     ("application", "ok", 0)],
+    [
+        ("dns", "dns.name_not_resolved", 1),
+        ("connection", "tcp.reset", 1),
+        ("connection", "tls.cert.date_invalid", 1),
+        ("application", "http.error", 1),
+        ("application", "ok", 0),
+    ],
 )
 def test_nel_phases(phase: str, nel_type: str, failures: int) -> None:
     (event,) = parse(orjson.dumps([nel(phase, nel_type, status_code=503)]), META).events
@@ -31,15 +44,23 @@ def test_nel_phases(phase: str, nel_type: str, failures: int) -> None:
     assert (event.network_error.phase, event.network_error.type) == (phase, nel_type)
     (dep,) = event.dependencies
     assert (dep.host, dep.requests, dep.failures, dep.total_duration_ms) == (
-        "cdn.x", 1, failures, 120.0)
+        "cdn.x",
+        1,
+        failures,
+        120.0,
+    )
     assert event.sample_rate == 0.25
     assert event.timestamp.isoformat() == "2026-11-25T09:59:58+00:00"
 
 
 def test_page_reports_become_errors_unknown_rejected() -> None:
     reports = [
-        {"type": "deprecation", "url": "https://shop.x/", "age": 0,
-         "body": {"id": "X", "message": "Synchronous XHR is deprecated", "lineNumber": 3}},
+        {
+            "type": "deprecation",
+            "url": "https://shop.x/",
+            "age": 0,
+            "body": {"id": "X", "message": "Synchronous XHR is deprecated", "lineNumber": 3},
+        },
         {"type": "intervention", "url": "https://shop.x/", "body": {"message": "blocked"}},
         {"type": "crash", "url": "https://shop.x/", "body": {"reason": "oom"}},
         {"type": "coep", "url": "https://shop.x/", "body": {}},
@@ -47,8 +68,10 @@ def test_page_reports_become_errors_unknown_rejected() -> None:
     ]
     result = parse(orjson.dumps(reports), META)
     assert [(e.errors[0].type, e.errors[0].message) for e in result.events] == [
-        ("deprecation", "Synchronous XHR is deprecated"), ("intervention", "blocked"),
-        ("crash", "crash: oom")]
+        ("deprecation", "Synchronous XHR is deprecated"),
+        ("intervention", "blocked"),
+        ("crash", "crash: oom"),
+    ]
     assert [r.item_index for r in result.rejected] == [3, 4]
 
 
