@@ -337,6 +337,9 @@ class AlertPolicy:
         for f in findings:
             if f.step != JOURNEY_LEVEL:
                 steps[f.step] += 1
+            else:
+                # a journey-level anomaly points at the steps violating on its side
+                steps.update(f.violating_steps)
             if f.dependency and not ev.get("suspected_dependency"):
                 ev["suspected_dependency"] = f.dependency
             if f.segment_dimension and not ev.get("segment_dimension"):

@@ -24,7 +24,7 @@ the whole journey, is violating in the same window; otherwise ``rum_only`` or ``
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from statistics import NormalDist
@@ -40,7 +40,7 @@ from journeylens.contracts.experience_aggregates_v1 import (
     SegmentDimension,
 )
 from journeylens.contracts.experience_anomalies_v1 import Anomaly
-from journeylens.domain.baseline import Band, Baseline, BaselineParams, Direction
+from journeylens.domain.baseline import Band, Baseline, BaselineParams, Direction, EwStat
 
 Side = Literal["rum", "synthetic"]
 
@@ -87,8 +87,22 @@ class AnomalyParams:
     min_consecutive_windows: int = 2
     min_failure_duration_s: float = 0.0
     min_segment_views: int = 20
+    segment_concentration: float = 0.3
+    """A segment explains an anomaly only when the other values of its dimension deviate
+    (views-weighted) by at most this share of its own deviation: a fault spread over the whole
+    population is not blamed on whichever segment noise made a little worse."""
+    segment_warmup_windows: int = 10
+    """Windows a segment's own level needs before deviations are measured from it (until
+    then, from the step's baseline)."""
+    min_sibling_views: int = 8
+    """Views a segment needs to count as a comparison for another segment of its dimension."""
     dependency_failure_rate: float = 0.05
     dependency_slow_ms: float = 1000.0
+    dependency_slow_factor: float = 3.0
+    """A dependency is also slow at this many times its usual p75 for the step (and at least
+    ``dependency_slow_delta_ms`` more): a slowdown of a segment's users (one country's CDN
+    PoP) moves the population's p75 well before the absolute floor."""
+    dependency_slow_delta_ms: float = 200.0
     alarm_during_warmup: bool = False
     """While a baseline warms up (no band yet) the threshold alone may decide (True), or nothing
     alarms (False, the default: BOTH threshold and band, as specified)."""
@@ -117,6 +131,9 @@ class Finding:
     dependency: str | None = None
     failing_locations: tuple[str, ...] = ()
     failed_assertions: tuple[str, ...] = ()
+    violating_steps: tuple[str, ...] = ()
+    """For a journey-level finding: the steps violating on its side in the same window (not
+    yet N of M themselves), which point at where the journey breaks."""
 
 
 @dataclass
@@ -253,17 +270,26 @@ class AnomalyDetector:
         self.journey = journey
         self.params = params or AnomalyParams()
         self.tracks: dict[tuple[str, str], MetricTrack] = {}
+        self.segment_levels: dict[str, EwStat] = {}
+        """``step\tmetric\tdimension\tvalue`` → the segment's usual level (EW mean)."""
 
     # -- state ---------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             f"{step}\t{metric}": track.to_state()
             for (step, metric), track in sorted(self.tracks.items())
         }
+        state[SEGMENTS_KEY] = {k: v.to_state() for k, v in sorted(self.segment_levels.items())}
+        return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.tracks = {}
+        self.segment_levels = {
+            k: EwStat.from_state(v) for k, v in (state.get(SEGMENTS_KEY) or {}).items()
+        }
         for key, raw in state.items():
+            if key == SEGMENTS_KEY:
+                continue
             step, metric = key.split("\t", 1)
             self.tracks[(step, metric)] = MetricTrack.from_state(raw, self._baseline_params(metric))
 
@@ -300,7 +326,47 @@ class AnomalyDetector:
             finding = self._emit(j, report, segments)
             if finding is not None:
                 report.findings.append(finding)
+        self._learn_segments(segments)
+        self._learn_dependencies(mains, report)
         return report
+
+    def _learn_dependencies(self, mains: Sequence[JourneyAggregate], report: WindowReport) -> None:
+        """Learn each step's usual dependency p75 (not while the step's RUM side violates)."""
+        alpha, clip = self.params.baseline.alpha, self.params.baseline.clip_sigmas
+        for row in mains:
+            if row.step in report.rum_violating:
+                continue
+            for dep in row.rum.dependencies:
+                if dep.p75_ms is None:
+                    continue
+                key = dependency_key(row.step, dep.host)
+                level = self.segment_levels.get(key)
+                if level is None:
+                    level = self.segment_levels[key] = EwStat()
+                level.update(dep.p75_ms, alpha, clip)
+
+    def _learn_segments(self, segments: Sequence[JourneyAggregate]) -> None:
+        """Learn each segment's usual level, except for metrics of a violating step (an
+        incident never teaches a segment its level)."""
+        p = self.params
+        alpha = p.baseline.alpha
+        for row in segments:
+            if row.rum.sampled_views < p.min_segment_views:
+                continue
+            for spec in METRICS:
+                if spec.side != "rum":
+                    continue
+                track = self.tracks.get((row.step, spec.name))
+                if track is None or (track.history and track.history[-1]):
+                    continue
+                value = metric_value(row, spec, p)
+                if value is None:
+                    continue
+                key = segment_key(row, spec)
+                level = self.segment_levels.get(key)
+                if level is None:
+                    level = self.segment_levels[key] = EwStat()
+                level.update(value, alpha, p.baseline.clip_sigmas)
 
     def _judge_step(self, row: JourneyAggregate, report: WindowReport) -> Iterable[_Judged]:
         thresholds = self.journey.thresholds_for(row.step)
@@ -368,10 +434,22 @@ class AnomalyDetector:
         scope = self._scope(j, report)
         seg_dim = seg_val = dependency = None
         if j.spec.side == "rum":
-            seg = worst_segment(j, segments, p)
+            seg = worst_segment(j, segments, p, self.segment_levels)
             if seg is not None:
                 seg_dim, seg_val = seg
-            dependency = suspected_dependency(j.row.rum.dependencies, j.spec, p)
+            usual = {
+                d.host: level.mean
+                for d in j.row.rum.dependencies
+                if (level := self.segment_levels.get(dependency_key(j.row.step, d.host)))
+                and level.n >= p.segment_warmup_windows
+            }
+            dependency = suspected_dependency(j.row.rum.dependencies, j.spec, p, usual)
+        steps: tuple[str, ...] = ()
+        if j.row.step == JOURNEY_LEVEL:
+            same_side = report.rum_violating if j.spec.side == "rum" else report.synthetic_violating
+            steps = tuple(sorted(same_side - {JOURNEY_LEVEL}))
+        if j.spec.side == "synthetic":
+            dependency = step_dependency(self.journey, steps[0] if len(steps) == 1 else j.row.step)
         failed = tuple(
             reason
             for reason, _ in sorted(
@@ -416,6 +494,7 @@ class AnomalyDetector:
             dependency=dependency,
             failing_locations=j.locations,
             failed_assertions=failed,
+            violating_steps=steps,
         )
 
     @staticmethod
@@ -454,46 +533,137 @@ def _count_aware(band: Band, views: int, alpha: float) -> Band:
     return replace(band, high=max(band.high, high)) if high > band.high else band
 
 
-def _deviation(value: float, reference: float, direction: Direction) -> float:
-    scale = max(abs(reference), 1e-9)
+def _deviation(value: float, reference: float, direction: Direction, floor: float = 1e-9) -> float:
+    """Relative deviation in the bad direction; ``floor`` bounds the scale (a segment whose
+    usual error rate is ~0 is not infinitely worse with one error)."""
+    scale = max(abs(reference), floor, 1e-9)
     delta = (value - reference) / scale
     return delta if direction == "above" else -delta
 
 
+SEGMENTS_KEY = "_segments"
+
+
+def segment_key(row: JourneyAggregate, spec: MetricSpec) -> str:
+    return f"{row.step}\t{spec.name}\t{row.segment_dimension.value}\t{row.segment_value}"
+
+
 def worst_segment(
-    j: _Judged, segments: list[JourneyAggregate], params: AnomalyParams
+    j: _Judged,
+    segments: list[JourneyAggregate],
+    params: AnomalyParams,
+    levels: Mapping[str, EwStat] | None = None,
 ) -> tuple[str, str] | None:
-    """The segment of the step whose value deviates most, if it is worse than the whole."""
+    """The segment that concentrates the anomaly, if one does.
+
+    Each segment's deviation is measured from its own usual level (``levels``, once warm;
+    else from the step's baseline), so a segment that is always slower (3G) is not blamed for
+    being slow, and scaled by the geometric mean of that level and the step's baseline. A
+    segment (``min_segment_views``) is a candidate when it is beyond the threshold and the
+    other values of its dimension (``min_sibling_views``; the whole step when none can be
+    measured) deviate, views-weighted, by at most ``segment_concentration`` of its own
+    deviation: a fault hitting everyone is explained by no segment. Candidates rank by the
+    share of the step's views they hold times how far they stand out, so the broadest segment
+    that explains the anomaly wins (``device_class=mobile`` rather than one mobile browser).
+    """
     reference = j.band.baseline if j.band else j.threshold
-    whole = _deviation(j.value, reference, j.spec.direction)
-    candidates: list[tuple[float, str, str]] = []
+    direction = j.spec.direction
+    floor = j.spec.min_absolute_width
+    relaxed = replace(
+        params,
+        min_sampled_views=params.min_sibling_views,
+        min_metric_samples=min(params.min_metric_samples, params.min_sibling_views),
+    )
+    by_dimension: dict[str, list[tuple[str, float, int, bool]]] = {}
     for row in segments:
-        if row.step != j.row.step or row.rum.sampled_views < params.min_segment_views:
+        if row.step != j.row.step or row.rum.sampled_views < params.min_sibling_views:
             continue
-        value = metric_value(row, j.spec, params)
-        if value is None or not beyond(value, j.threshold, j.spec.direction):
+        value = metric_value(row, j.spec, relaxed)
+        if value is None:
             continue
-        score = _deviation(value, reference, j.spec.direction)
-        if score > whole:
-            candidates.append((score, str(row.segment_dimension.value), row.segment_value))
+        level = (levels or {}).get(segment_key(row, j.spec))
+        usual = (
+            level.mean
+            if level is not None and level.n >= params.segment_warmup_windows
+            else reference
+        )
+        # scaled by the geometric mean of the segment's usual level and the step's: an
+        # additive slowdown does not make fast segments look concentrated, nor a
+        # proportional one slow segments
+        scale = math.sqrt(max(abs(usual), floor) * max(abs(reference), floor))
+        by_dimension.setdefault(row.segment_dimension.value, []).append(
+            (
+                row.segment_value,
+                _deviation(value, usual, direction, scale),
+                row.rum.sampled_views,
+                row.rum.sampled_views >= params.min_segment_views
+                and beyond(value, j.threshold, direction),
+            )
+        )
+    whole = _deviation(j.value, reference, direction, floor)
+    total = max(j.row.rum.sampled_views, 1)
+    candidates: list[tuple[float, str, str]] = []
+    for dimension, members in by_dimension.items():
+        for segment, score, views, eligible in members:
+            if not eligible or score <= 0:
+                continue
+            others = [(s, v) for name, s, v, _ in members if name != segment]
+            weight = sum(v for _, v in others)
+            rest = sum(s * v for s, v in others) / weight if weight else whole
+            if rest > params.segment_concentration * score:
+                continue
+            candidates.append(((score - max(rest, 0.0)) * views / total, dimension, segment))
     if not candidates:
         return None
     best = min(candidates, key=lambda c: (-c[0], c[1], c[2]))
     return best[1], best[2]
 
 
+def step_dependency(journey: Journey, step_id: str) -> str | None:
+    """The catalog dependency a probe step calls, when it calls exactly one."""
+    for step in journey.steps:
+        if step.id == step_id:
+            return step.dependencies[0] if len(step.dependencies) == 1 else None
+    return None
+
+
+def dependency_key(step: str, host: str) -> str:
+    return f"{step}\tdependency\t{host}"
+
+
 def suspected_dependency(
-    deps: list[DependencyStats], spec: MetricSpec, params: AnomalyParams
+    deps: list[DependencyStats],
+    spec: MetricSpec,
+    params: AnomalyParams,
+    usual_p75: Mapping[str, float] | None = None,
 ) -> str | None:
-    """The dependency failing most, or (latency metrics) the slowest one above a floor."""
+    """The dependency failing most, or (latency metrics) the slowest one: above the absolute
+    floor, or several times its usual p75 (``usual_p75``: host → ms) at this step."""
     floor = params.dependency_failure_rate
     failing = [d for d in deps if d.requests > 0 and d.failure_rate >= floor]
     if failing:
         worst = max(failing, key=lambda d: (d.failure_rate, d.failures, d.host))
         return worst.provider or worst.host
     if spec.latency:
-        slow = [d for d in deps if d.p75_ms is not None and d.p75_ms >= params.dependency_slow_ms]
+        usual = usual_p75 or {}
+
+        def slowness(d: DependencyStats) -> float:
+            p75 = d.p75_ms or 0.0
+            base = usual.get(d.host)
+            if base is not None and base > 0 and p75 - base >= params.dependency_slow_delta_ms:
+                return p75 / base
+            return 0.0
+
+        slow = [
+            d
+            for d in deps
+            if d.p75_ms is not None
+            and (
+                d.p75_ms >= params.dependency_slow_ms
+                or slowness(d) >= params.dependency_slow_factor
+            )
+        ]
         if slow:
-            worst = max(slow, key=lambda d: (d.p75_ms or 0.0, d.host))
+            worst = max(slow, key=lambda d: (slowness(d), d.p75_ms or 0.0, d.host))
             return worst.provider or worst.host
     return None
