@@ -11,7 +11,7 @@ install:
 	npm --prefix sdk/browser run build
 
 up: install
-	journeylens stack up
+	journeylens up
 
 lint:
 	ruff check services tests

@@ -5,7 +5,18 @@ from __future__ import annotations
 import click
 
 from journeylens import __version__
-from journeylens.cli import api, collector, demo_shop, probe, schemas, stack, worker
+from journeylens.cli import (
+    api,
+    collector,
+    demo_shop,
+    drill,
+    probe,
+    schemas,
+    simulate,
+    stack,
+    worker,
+)
+from journeylens.cli.bench_detection import bench_detection
 from journeylens.collector.bench import bench_collector
 from journeylens.processor.bench import bench_worker
 
@@ -25,6 +36,9 @@ cli.add_command(probe.command)
 cli.add_command(demo_shop.group)
 cli.add_command(collector.command)
 cli.add_command(api.command)
+cli.add_command(drill.command)
+cli.add_command(simulate.command)
+cli.add_command(stack.up_command)
 
 
 @cli.group("bench")
@@ -35,6 +49,7 @@ def bench() -> None:
 bench.add_command(bench_collector, "collector")
 bench.add_command(api.bench_api, "api")
 bench.add_command(bench_worker, "worker")
+bench.add_command(bench_detection, "detection")
 
 
 def main() -> None:

@@ -103,3 +103,37 @@ def topics_ensure() -> None:
     for name, (want, have) in report.partition_mismatch.items():
         click.echo(f"warning: {name} has {have} partitions, the contract says {want}", err=True)
     click.echo(f"{len(report.created)} topic(s) created, {len(report.existing)} already there")
+
+
+@click.command("up")
+@click.option("--no-simulator", is_flag=True, help="Do not send simulated real-user traffic.")
+@click.option("--no-probe", is_flag=True, help="Do not run the synthetic probe.")
+@click.option("--sessions-per-minute", type=int, default=120, show_default=True)
+def up_command(no_simulator: bool, no_probe: bool, sessions_per_minute: int) -> None:
+    """Start everything on this machine (stack, demo shop, collector, worker, API, probe,
+    simulator), print the dashboard URL, and stop it all on Ctrl-C."""
+    from journeylens.demo_shop.settings import DemoShopSettings
+    from journeylens.settings import ApiSettings, CollectorSettings
+    from journeylens.stack.up import Ports, UpPlan, run_up
+
+    shop = DemoShopSettings()
+    ports = Ports(
+        collector=CollectorSettings().port,
+        api=ApiSettings().port,
+        shop=shop.shop_port,
+        payment=shop.payment_port,
+        cdn=shop.cdn_port,
+        sso=shop.sso_port,
+    )
+    plan = UpPlan(
+        build_stack(),
+        ports=ports,
+        simulator=not no_simulator,
+        probe=not no_probe,
+        sessions_per_minute=sessions_per_minute,
+    )
+    try:
+        code = run_up(plan, _progress, click.echo)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    raise SystemExit(code)
