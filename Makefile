@@ -21,7 +21,7 @@ typecheck:
 	mypy services
 
 test: install
-	pytest
+	$(PY) -m pytest
 
 bench:
 	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
