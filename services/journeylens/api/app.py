@@ -15,10 +15,11 @@ from journeylens.api.auth import TokenVerifier, require_token
 from journeylens.api.cache import DEFAULT_TTL_S, ResultCache
 from journeylens.api.context import ApiContext
 from journeylens.api.db import ClientFactory, Database
-from journeylens.api.problems import PROBLEM_CONTENT_TYPE, Problem, install_problem_handlers
+from journeylens.api.problems import Problem, install_problem_handlers
 from journeylens.api.queries import Reader
 from journeylens.api.routes import alerts, anomalies, dashboard, incidents, journeys
 from journeylens.contracts.catalog import Catalog
+from journeylens.problems import PROBLEM_CONTENT_TYPE
 from journeylens.settings import ApiSettings
 from journeylens.storage.client import make_client
 

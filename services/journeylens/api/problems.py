@@ -11,17 +11,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-log = logging.getLogger(__name__)
+from journeylens.problems import Problem as HttpProblem
+from journeylens.problems import problem_json
 
-PROBLEM_TYPE = "urn:journeylens:problem:"
-PROBLEM_CONTENT_TYPE = "application/problem+json"
+log = logging.getLogger(__name__)
 
 
 class Problem(BaseModel):
@@ -37,23 +36,8 @@ class Problem(BaseModel):
     )
 
 
-class ApiProblem(Exception):
-    """Raised by routes and dependencies; answered as problem+json."""
-
-    def __init__(
-        self,
-        status: int,
-        slug: str,
-        title: str,
-        detail: str,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.slug = slug
-        self.title = title
-        self.detail = detail
-        self.headers = dict(headers or {})
+ApiProblem = HttpProblem
+"""Raised by routes and dependencies; answered as problem+json."""
 
 
 def bad_request(detail: str) -> ApiProblem:
@@ -73,18 +57,7 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     errors: list[dict[str, object]] | None = None,
 ) -> Response:
-    body: dict[str, object] = {
-        "type": PROBLEM_TYPE + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-    }
-    if errors is not None:
-        body["errors"] = errors
-    return Response(
-        orjson.dumps(body), status, headers=dict(headers or {}), media_type=PROBLEM_CONTENT_TYPE
-    )
+    return problem_json(status, slug, title, detail, request.url.path, headers, errors)
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, object]]:

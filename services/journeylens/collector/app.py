@@ -50,10 +50,11 @@ from starlette.types import Message, Scope
 
 from journeylens.collector.enrich import PROBE_HEADER, Enricher
 from journeylens.collector.formats.base import MalformedBody, Parser, Rejected, RequestMeta
-from journeylens.collector.guard import Problem, Site, SiteGuard
+from journeylens.collector.guard import Site, SiteGuard
 from journeylens.collector.sink import EventSink, SinkUnavailable, dead_letter
 from journeylens.contracts.catalog import Catalog
 from journeylens.domain.catalog_match import CatalogMatcher
+from journeylens.problems import Problem
 from journeylens.settings import CollectorSettings
 
 log = logging.getLogger(__name__)

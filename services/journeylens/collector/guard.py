@@ -8,48 +8,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import orjson
-from starlette.responses import Response
-
 from journeylens.contracts.catalog import App
-
-PROBLEM_TYPE = "urn:journeylens:problem:"
-PROBLEM_CONTENT_TYPE = "application/problem+json"
-
-
-class Problem(Exception):
-    """An HTTP error answered as problem+json."""
-
-    def __init__(
-        self,
-        status: int,
-        slug: str,
-        title: str,
-        detail: str,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.slug = slug
-        self.title = title
-        self.detail = detail
-        self.headers = dict(headers or {})
-
-    def response(self, instance: str, extra_headers: Mapping[str, str] | None = None) -> Response:
-        body = {
-            "type": PROBLEM_TYPE + self.slug,
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-            "instance": instance,
-        }
-        headers = {**self.headers, **(extra_headers or {})}
-        return Response(
-            orjson.dumps(body), self.status, headers=headers, media_type=PROBLEM_CONTENT_TYPE
-        )
+from journeylens.problems import Problem
 
 
 @dataclass(slots=True)
