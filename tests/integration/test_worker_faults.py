@@ -110,7 +110,12 @@ def _worker(kafka: KafkaSettings, dsn: str, app_id: str, log: Path) -> subproces
     )  # fmt: skip
 
 
-def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+def _wait(
+    predicate: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    explain: Callable[[], str] = lambda: "",
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -119,7 +124,7 @@ def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
         except Exception:  # noqa: S110 - ClickHouse may be down on purpose
             pass
         time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; {explain()}")
 
 
 def _count(dsn: str, sql: str) -> int:
@@ -215,7 +220,18 @@ def test_two_workers_share_partitions_then_one_dies(
         _wait(lambda: _count(dsn, "SELECT count() FROM rum_events") >= 300, 120, "progress")
         _stop(first, signal.SIGKILL)
         _wait(lambda: _windows_done(dsn), 180, "the survivor to finish every window")
-        _wait(lambda: _count(dsn, "SELECT count() FROM rum_events FINAL") == len(items), 60, "raw")
+        # The survivor takes the dead worker's partitions after the session timeout, restores
+        # their state from the changelog and re-reads their uncommitted tail.
+        raw = "SELECT count() FROM rum_events FINAL"
+        _wait(
+            lambda: _count(dsn, raw) == len(items),
+            180,
+            f"{len(items)} raw rows",
+            lambda: (
+                f"{_count(dsn, raw)} rows; survivor log: "
+                + (tmp_path / "b.log").read_text(errors="replace")[-1500:]
+            ),
+        )
         _assert_exact(dsn, len(items))
     finally:
         _stop(first)
