@@ -1,8 +1,9 @@
 """The Faust application of the worker: topics, the journey-state table, the agent.
 
-Both input topics are co-partitioned by journey, so one agent reading both sees the RUM events
-and probe results of a journey together (no repartition hop). State lives in one Faust table
-keyed by journey, written once per journey per batch (never per event).
+Both input topics are co-partitioned by journey, so the worker reading both sees the RUM events
+and probe results of a journey together (no repartition hop); their fetched records reach it a
+batch at a time (processor/delivery.py), not through Faust's per-message agent path. State
+lives in one Faust table keyed by journey, written once per journey per batch (never per event).
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import faust
-
+from journeylens.processor.delivery import BatchApp
 from journeylens.settings import KafkaSettings, Topic, WorkerSettings
 
 STATE_TABLE = "journey-state"
@@ -20,7 +20,7 @@ MAX_STATE_BYTES = 16 * 1024 * 1024
 
 @dataclass
 class WorkerApp:
-    app: faust.App
+    app: BatchApp
     source: Any
     table: Any
     outputs: dict[str, Any]
@@ -29,7 +29,7 @@ class WorkerApp:
 
 
 def build_app(worker: WorkerSettings, kafka: KafkaSettings, partitions: int = 4) -> WorkerApp:
-    app = faust.App(
+    app = BatchApp(
         worker.app_id,
         broker=f"kafka://{kafka.bootstrap_servers.replace(',', ';kafka://')}",
         store=worker.store,

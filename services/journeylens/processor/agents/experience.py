@@ -1,15 +1,23 @@
-"""The experience agent: batches of both input topics → pipeline → sinks. Thin by design."""
+"""The experience agent: batches of both input topics → pipeline → sinks. Thin by design.
+
+Batches come from the consumer's :class:`~journeylens.processor.delivery.Handoff` (whole
+fetched batches, not Faust's per-message agent delivery); each message is acked only once its
+batch was stored in ClickHouse, published and changelogged, so Faust commits only offsets whose
+effects are durable.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
+from faust.types import Message
 
 from journeylens.processor.app import WorkerApp
+from journeylens.processor.delivery import Handoff
 from journeylens.processor.outputs import ClickHouseOutputs, post_webhooks, publish
 from journeylens.processor.pipeline import BatchOutput, ExperiencePipeline, JourneyState, Record
 
@@ -41,24 +49,46 @@ class ExperienceAgent:
 
     def register(self) -> None:
         app = self.worker.app
-        app.agent(self.worker.source, name="experience")(self.consume)
+        app.topics.add(self.worker.source)  # subscribed (and acked) like an agent's topic
+        app.deliver_in_batches(self.worker.topic_streams, self.batch_max, self.batch_within_s)
+        app.task(self.consume)
         app.timer(interval=5.0)(self.close_idle_windows)
 
-    async def consume(self, stream: Any) -> AsyncIterator[None]:
-        async for events in stream.take_events(self.batch_max, within=self.batch_within_s):
-            records = [
-                Record(
-                    self.worker.topic_streams[e.message.topic],
-                    e.message.partition,
-                    e.message.offset,
-                    e.message.value,
-                )
-                for e in events
-            ]
-            async with self._lock:
-                await self._process(records)
-            self.processed += len(records)
-            yield None
+    async def consume(self) -> None:
+        """Process the handed-off batches until the app stops; an error crashes the app, whose
+        restart reads the unacked records again from the committed offsets."""
+        app = self.worker.app
+        try:
+            handoff = app.handoff()
+            assert handoff is not None
+            while not app.should_stop:
+                messages = await handoff.take()
+                if messages:
+                    await self._consume(handoff, messages)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("the experience agent failed: %r", exc)
+            await app.crash(exc)
+
+    async def _consume(self, handoff: Handoff, messages: list[Message]) -> None:
+        app = self.worker.app
+        if not app.flow_control.is_active():
+            handoff.drop(messages)  # a rebalance started: read again once it is done
+            return
+        generation = app.consumer_generation_id
+        stale = [m for m in messages if m.generation_id != generation]
+        if stale:
+            handoff.drop(stale)
+            messages = [m for m in messages if m.generation_id == generation]
+        names = self.worker.topic_streams
+        records = [Record(names[m.topic], m.partition, m.offset, m.value or b"") for m in messages]
+        async with self._lock:
+            await self._process(records)
+        ack = app.consumer.ack
+        for message in messages:
+            ack(message)
+        self.processed += len(records)
 
     async def _process(self, records: list[Record]) -> None:
         states = _TableStates(self.pipeline, self.worker.table.data, self._decoded)

@@ -1,0 +1,233 @@
+"""Batch delivery: fetched records of the input topics go to the worker a batch at a time.
+
+Faust hands every message through conductor → channel queue → stream → take buffer, a dozen
+tasks and callbacks per message, which caps a worker at a few thousand events/s whatever it
+does with them. :class:`BatchConsumer` keeps Faust's fetch loop (``_drain_messages``) record
+for record — read offsets, gap tracking, flow control, active/paused partitions, generation
+checks, seek on stopped flow — but hands each fetched batch of the topics a :class:`Handoff`
+claims to that handoff in one step. Records of every other topic (the tables' changelogs
+during recovery) still take Faust's per-message path.
+
+Faust's offset bookkeeping is kept as is: a message is tracked as unacked (what
+``Consumer.wait_empty`` waits for before a rebalance or shutdown goes on) from the moment it is
+queued, and acked with ``Consumer.ack`` once its batch was processed, so only acked, contiguous
+offsets are committed. The handoff is cleared along with Faust's own agent buffers
+(``app.flow_control.clear()``) when partitions are revoked, and batches fetched before a
+rebalance are dropped unprocessed (they are fetched again from the committed offsets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, cast
+
+import faust
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.types import Message
+from mode.utils.queues import FlowControlEvent
+
+log = logging.getLogger(__name__)
+
+
+class Handoff:
+    """Fetched batches of some topics, waiting for the worker.
+
+    ``put`` waits while ``2 * max_events`` are queued; ``take`` returns up to ``max_events``
+    messages once that many are queued or ``within_s`` passed since the previous take (so a
+    quiet stream still makes at most one batch per ``within_s``).
+    """
+
+    def __init__(
+        self,
+        topics: Iterable[str],
+        flow_control: FlowControlEvent,
+        unacked: Any,
+        *,
+        max_events: int,
+        within_s: float,
+    ) -> None:
+        self.topics = frozenset(topics)
+        self._flow_control = flow_control
+        self._unacked = unacked
+        """The consumer's set of unacked messages (``Consumer.unacked``, a WeakSet)."""
+        self.max_events = max(1, max_events)
+        self.within_s = within_s
+        self._batches: deque[list[Message]] = deque()
+        self._queued = 0
+        self._changed = asyncio.Event()
+        self._last_take = time.monotonic()
+        # Cleared by Faust together with the agents' buffers when partitions are revoked.
+        flow_control.manage_queue(cast(Any, self))
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    async def put(self, batch: list[Message]) -> None:
+        while self._queued >= 2 * self.max_events:
+            self._changed.clear()
+            await self._changed.wait()
+        if not self._flow_control.is_active():
+            return  # a rebalance or shutdown started: fetched again from the committed offsets
+        add = self._unacked.add
+        for message in batch:
+            add(message)
+        self._batches.append(batch)
+        self._queued += len(batch)
+        self._changed.set()
+
+    async def take(self) -> list[Message]:
+        """Up to ``max_events`` messages, in fetch order."""
+        while self._queued < self.max_events:
+            wait: float | None = None
+            if self._queued:
+                wait = self._last_take + self.within_s - time.monotonic()
+                if wait <= 0:
+                    break
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), wait)
+        self._last_take = time.monotonic()
+        out: list[Message] = []
+        room = self.max_events
+        while self._batches and room:
+            head = self._batches[0]
+            if len(head) <= room:
+                out.extend(self._batches.popleft())
+            else:
+                out.extend(head[:room])
+                self._batches[0] = head[room:]
+            room = self.max_events - len(out)
+        self._queued -= len(out)
+        self._changed.set()
+        return out
+
+    def drop(self, messages: Iterable[Message]) -> None:
+        """Forget messages that will not be processed (not acked: they are read again)."""
+        discard = self._unacked.discard
+        for message in messages:
+            discard(message)
+
+    def clear(self) -> None:
+        for batch in self._batches:
+            self.drop(batch)
+        self._batches.clear()
+        self._queued = 0
+        self._changed.set()
+
+
+class BatchApp(faust.App):
+    """A Faust app whose consumer hands fetched batches of some topics to a :class:`Handoff`."""
+
+    _batch_spec: tuple[frozenset[str], int, float] | None = None
+    _handoff: Handoff | None = None
+
+    def deliver_in_batches(self, topics: Iterable[str], max_events: int, within_s: float) -> None:
+        """Route these topics through :meth:`handoff` (call before the worker starts)."""
+        self._batch_spec = (frozenset(topics), max_events, within_s)
+
+    def handoff(self) -> Handoff | None:
+        """The handoff (created on first use, inside the running loop)."""
+        if self._handoff is None and self._batch_spec is not None:
+            topics, max_events, within_s = self._batch_spec
+            self._handoff = Handoff(
+                topics,
+                self.flow_control,
+                self.consumer.unacked,
+                max_events=max_events,
+                within_s=within_s,
+            )
+        return self._handoff
+
+    def _new_consumer(self) -> BatchConsumer:
+        return BatchConsumer(
+            self.transport,
+            callback=self.topics.on_message,
+            on_partitions_revoked=self._on_partitions_revoked,
+            on_partitions_assigned=self._on_partitions_assigned,
+            beacon=self.beacon,
+            loop=self.transport.loop,
+        )
+
+
+class BatchConsumer(AIOKafkaConsumer):
+    """Faust's aiokafka consumer, with a fetch loop that delivers the handoff's topics in bulk."""
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - needs Kafka
+        handoff = cast(BatchApp, self.app).handoff()
+        if handoff is None:
+            await super()._drain_messages(fetcher)
+            return
+        callback = self.callback
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        read_offset = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        to_message = self._to_message
+        monitor = self.app.monitor
+        batch_topics = handoff.topics
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                records, active = await self._wait_next_records(1.0)
+                await self.sleep(0)
+                if records is None or self.should_stop:
+                    continue
+                if not self.flow_active:
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:
+                        log.warning("exception performing seek when flow not active %r", exc)
+                    continue
+                generation_id = self.app.consumer_generation_id
+                batch: list[Message] = []
+                now = time.monotonic()
+                for tp in records:
+                    monitor.track_tp_end_offset(tp, self.highwater(tp))
+                for tp, record in self.scheduler.iterate(records):
+                    if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                        break
+                    if not (active is None or tp in active or tp in self._buffered_partitions):
+                        continue
+                    offset = record.offset
+                    r_offset = read_offset[tp]
+                    if r_offset is not None and offset < r_offset:
+                        continue  # read already (Faust logs it as DROPPED MESSAGE)
+                    if r_offset and offset - r_offset > 1 and acks_enabled_for(tp.topic):
+                        await self._add_gap(tp, r_offset + 1, offset)
+                    message = to_message(tp, record)
+                    if tp.topic in batch_topics:
+                        batch.append(message)
+                        monitor.stream_inbound_time[tp] = now
+                    else:
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                    read_offset[tp] = offset
+                if batch and self.flow_active:
+                    await self.wait_first(handoff.put(batch), self.suspend_flow.wait())
+                del batch
+                commit_every = self._commit_every
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)

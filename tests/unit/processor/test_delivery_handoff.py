@@ -1,0 +1,68 @@
+"""The handoff between the batch-delivering consumer and the experience agent."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+from faust.types import TP
+from faust.types.tuples import Message
+from mode.utils.queues import FlowControlEvent
+
+from journeylens.processor.delivery import Handoff
+
+
+def _messages(n: int, start: int = 0) -> list[Any]:
+    tp = TP("rum", 0)
+    return [Message("rum", 0, start + i, 0.0, 0, None, b"k", b"v", None, tp=tp) for i in range(n)]
+
+
+def _handoff(max_events: int, within_s: float = 0.05) -> tuple[Handoff, Any, FlowControlEvent]:
+    flow = FlowControlEvent(initially_suspended=False)
+    unacked: Any = weakref.WeakSet()
+    return Handoff(["rum"], flow, unacked, max_events=max_events, within_s=within_s), unacked, flow
+
+
+def test_take_splits_batches_at_max_events_in_fetch_order() -> None:
+    async def run() -> None:
+        handoff, unacked, _ = _handoff(max_events=4)
+        first, second = _messages(3), _messages(3, start=3)
+        await handoff.put(first)
+        await handoff.put(second)
+        assert len(unacked) == 6  # tracked from the moment they are queued
+        taken = await handoff.take()
+        assert [m.offset for m in taken] == [0, 1, 2, 3]
+        rest = await handoff.take()  # fewer than max: waits within_s, then returns them
+        assert [m.offset for m in rest] == [4, 5]
+        assert handoff.queued == 0
+
+    asyncio.run(run())
+
+
+def test_clear_and_a_suspended_flow_forget_the_messages() -> None:
+    async def run() -> None:
+        handoff, unacked, flow = _handoff(max_events=10)
+        batch = _messages(5)
+        await handoff.put(batch)
+        flow.clear()  # what Faust does to the agents' buffers when partitions are revoked
+        assert handoff.queued == 0 and len(unacked) == 0
+        flow.suspend()
+        await handoff.put(_messages(5, start=5))  # fetched before the rebalance: dropped
+        assert handoff.queued == 0 and len(unacked) == 0
+
+    asyncio.run(run())
+
+
+def test_put_waits_while_two_batches_worth_are_queued() -> None:
+    async def run() -> None:
+        handoff, _, _ = _handoff(max_events=2, within_s=0.0)
+        await handoff.put(_messages(4))
+        blocked = asyncio.ensure_future(handoff.put(_messages(1, start=4)))
+        await asyncio.sleep(0.01)
+        assert not blocked.done()
+        assert len(await handoff.take()) == 2
+        await asyncio.wait_for(blocked, 1)
+        assert handoff.queued == 3
+
+    asyncio.run(run())
