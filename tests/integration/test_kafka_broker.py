@@ -172,3 +172,17 @@ async def test_session_topics_follow_their_contracts(
         assert retention[physical] == specs[topic].retention_ms
     report = await ensure_topics(kafka_settings, list(specs.values()))
     assert report.created == [] and sorted(report.existing) == sorted(kafka_topics.values())
+
+
+@pytest.mark.kafka
+def test_a_cluster_id_starting_with_a_dash_formats(kafka_stack_settings: StackSettings) -> None:
+    """Random base64 ids start with '-' one time in 64; the format command must take them."""
+    broker = KafkaBroker(kafka_stack_settings, die_with_parent=True)
+    broker.data_dir.mkdir(parents=True, exist_ok=True)
+    (broker.data_dir / "cluster.id").write_text("-EHCbsy4RQSv0t2wXN0FBw\n", encoding="ascii")
+    broker.start()
+    try:
+        assert broker.status().running
+        assert broker.cluster_id() == "-EHCbsy4RQSv0t2wXN0FBw"
+    finally:
+        broker.stop()

@@ -217,8 +217,8 @@ class KafkaBroker:
         command = [
             *self._java_command(java, libs, "kafka.tools.StorageTool"),
             "format",
-            "--cluster-id",
-            cluster_id,
+            # One argument: a base64 id may start with "-", which argparse would read as a flag.
+            f"--cluster-id={cluster_id}",
             "--config",
             str(self.data_dir / "server.properties"),
             "--ignore-formatted",
