@@ -43,9 +43,8 @@ from urllib.parse import urlencode, urlsplit
 
 from journeylens.api.cache import DEFAULT_TTL_S
 from journeylens.contracts.catalog import load_catalog
-from journeylens.settings import StackSettings
-from journeylens.stack.clickhouse_server import ClickHouseServer
 from journeylens.stack.process import free_port, wait_until
+from journeylens.stack.throwaway import throwaway_clickhouse
 from journeylens.storage.client import ClickHouseTarget, Client, client_for, parse_dsn
 from journeylens.storage.migrations import apply_migrations
 
@@ -86,19 +85,11 @@ def clickhouse(dsn: str | None, progress: Progress) -> Iterator[ClickHouseTarget
             raise ValueError("the API bench needs an http(s):// DSN (several processes)")
         yield target
         return
-    with tempfile.TemporaryDirectory(prefix="journeylens-bench-") as data_dir:
-        stack = StackSettings(
-            data_dir=Path(data_dir),
-            clickhouse_http_port=free_port(),
-            clickhouse_tcp_port=free_port(),
-            startup_timeout_s=90.0,
-        )
-        server = ClickHouseServer(stack)
-        server.start(lambda line: _say(progress, line))
-        try:
-            yield parse_dsn(server.http_dsn)
-        finally:
-            server.stop(timeout_s=20.0)
+    with (
+        tempfile.TemporaryDirectory(prefix="journeylens-bench-") as data_dir,
+        throwaway_clickhouse(Path(data_dir), lambda line: _say(progress, line)) as server,
+    ):
+        yield parse_dsn(server.http_dsn)
 
 
 # ------------------------------------------------------------------------------------ data

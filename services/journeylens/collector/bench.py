@@ -44,7 +44,8 @@ import orjson
 from fastapi import FastAPI
 from starlette.responses import Response
 
-from journeylens.settings import CatalogSettings, KafkaSettings, StackSettings, Topic
+from journeylens.settings import CatalogSettings, KafkaSettings, Topic
+from journeylens.stack.throwaway import bench_kafka
 
 HOST = "127.0.0.1"
 BATCH_SIZE = 20
@@ -457,32 +458,6 @@ def uvicorn_process(target: str, port: int, env: dict[str, str], log: Path) -> I
             process.wait()
 
 
-@contextmanager
-def kafka_for_bench(work: Path, progress: Any) -> Iterator[KafkaSettings]:
-    """The configured Kafka when it answers, else a throw-away broker on free ports."""
-    from journeylens.stack.kafka import KafkaBroker, broker_is_ready
-
-    configured = KafkaSettings()
-    host, _, port = configured.bootstrap_servers.split(",")[0].rpartition(":")
-    prefix = f"bench-{uuid.uuid4().hex[:6]}."
-    if port.isdigit() and broker_is_ready(host or HOST, int(port)):
-        yield configured.model_copy(update={"topic_prefix": prefix})
-        return
-    stack = StackSettings()
-    private = StackSettings(
-        data_dir=work / "stack",
-        cache_dir=stack.cache_dir.resolve(),
-        kafka_port=_free_port(),
-        kafka_controller_port=_free_port(),
-    )
-    broker = KafkaBroker(private)
-    broker.start(progress)
-    try:
-        yield KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix=prefix)
-    finally:
-        broker.stop(timeout_s=30.0, progress=progress)
-
-
 async def _topic_messages(kafka: KafkaSettings) -> int:
     """How many messages the RUM topic holds (sum of its partitions' end offsets)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -524,7 +499,7 @@ def run_bench(
     say = progress or (lambda _line: None)
     with tempfile.TemporaryDirectory(prefix="journeylens-bench-") as tmp:
         work = Path(tmp)
-        with kafka_for_bench(work, say) as kafka:
+        with bench_kafka(work, say) as kafka:
             specs_dir = Path(__file__).resolve().parents[3] / "schemas" / "topics"
             asyncio.run(ensure_topics(kafka, load_topic_specs(specs_dir), say))
             result = BenchResult(
