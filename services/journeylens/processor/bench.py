@@ -5,12 +5,11 @@ What runs, all on loopback:
 1. Kafka (the configured broker when it answers, else a throw-away one) and ClickHouse (the
    configured ``http://`` DSN when it answers, else a throw-away local server), a fresh topic
    prefix and database per run.
-2. ``--events`` RUM events spread over ``--keys`` active journey × step × segment keys are
-   produced to the RUM topic (plus one probe result per journey and window).
+2. The worker as a real ``journeylens worker`` process is started on a few warm-up events
+   (so it has joined its group); then ``--events`` RUM events spread over the active
+   journey × step × segment keys are produced, and its rate is measured from the first send
+   until every event is stored raw in ClickHouse; peak RSS is read from /proc (VmHWM).
 3. Baseline: a plain aiokafka consumer that only decodes (orjson) the same topic.
-4. The worker as a real ``journeylens worker`` process; its rate is measured from its first
-   raw row in ClickHouse until every event is stored raw and every window aggregated, and its
-   peak RSS read from /proc (VmHWM).
 
 Printed: both rates, their ratio, peak RSS, and the targets (≥ 50,000 events/s, ≥ 0.5 of the
 plain consumer, ≤ 500 MB with 1,000 active keys).
@@ -37,9 +36,8 @@ import click
 import orjson
 import yaml
 
-from journeylens.collector.bench import kafka_for_bench
-from journeylens.settings import ClickHouseSettings, KafkaSettings, StackSettings, Topic
-from journeylens.stack.process import free_port
+from journeylens.settings import ClickHouseSettings, KafkaSettings, Topic
+from journeylens.stack.throwaway import bench_kafka, throwaway_clickhouse
 from journeylens.stack.topics import ensure_topics, load_topic_specs
 from journeylens.storage.client import make_client, parse_dsn
 from journeylens.storage.migrations import apply_migrations
@@ -51,6 +49,10 @@ COUNTRIES = ("FR", "DE", "US", "GB", "ES", "IT", "NL", "BR", "IN", "JP", "CA", "
 DEVICES = ("desktop", "mobile", "tablet")
 BROWSERS = ("Chrome", "Safari", "Firefox", "Edge", "Chrome Mobile", "Samsung Internet")
 CONNECTIONS = ("4g", "3g", "wifi", "ethernet", "unknown")
+BASE = 1_795_600_800  # 2026-11-25T10:00:00Z
+WARMUP_BASE = BASE - 3600
+WARMUP_EVENTS = 500
+"""Sent before the measured events, so the worker has joined its group and started."""
 
 
 @dataclass
@@ -86,24 +88,29 @@ def active_keys(journeys: int, steps: int) -> int:
     return journeys * steps * segments
 
 
-def make_events(n: int, journeys: int, steps: int, minutes: int, seed: int = 7) -> list[bytes]:
-    """``n`` RUM events over ``minutes`` windows starting 2026-11-25T10:00Z, plus a closer."""
+def make_events(
+    n: int, journeys: int, steps: int, minutes: int, seed: int = 7, base: int = BASE
+) -> list[bytes]:
+    """``n`` RUM events over ``minutes`` windows starting at ``base``, plus a closer per journey."""
     rng = random.Random(seed)  # noqa: S311 - reproducible bench data, not secrets
-    base = 1_795_600_800  # 2026-11-25T10:00:00Z
+    prefix = f"{seed}-"
     out: list[bytes] = []
     for i in range(n):
         j, s = rng.randrange(journeys), rng.randrange(steps)
         ts = base + (i * minutes * 60) // n
-        out.append(orjson.dumps(_event(i, f"j{j}", f"s{s}", ts, rng)))
+        out.append(orjson.dumps(_event(prefix, i, f"j{j}", f"s{s}", ts, rng)))
     for j in range(journeys):  # moves every journey's watermark past the last window
-        out.append(orjson.dumps(_event(n + j, f"j{j}", "s0", base + (minutes + 5) * 60, rng)))
+        closer = _event(prefix, n + j, f"j{j}", "s0", base + (minutes + 5) * 60, rng)
+        out.append(orjson.dumps(closer))
     return out
 
 
-def _event(i: int, journey: str, step: str, ts: int, rng: random.Random) -> dict[str, Any]:
+def _event(
+    prefix: str, i: int, journey: str, step: str, ts: int, rng: random.Random
+) -> dict[str, Any]:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{i % 1000:03d}Z"
     return {
-        "event_id": f"b{i}",
+        "event_id": f"b{prefix}{i}",
         "kind": "page_view",
         "source": "journeylens",
         "timestamp": stamp,
@@ -193,7 +200,7 @@ async def plain_consumer_rate(kafka: KafkaSettings, expected: int) -> float:
 @contextmanager
 def clickhouse_for_bench(work: Path, progress: Any) -> Iterator[str]:
     """An http DSN: the configured server when it answers, else a throw-away local server."""
-    from journeylens.stack.clickhouse_server import ClickHouseServer, server_is_ready
+    from journeylens.stack.clickhouse_server import server_is_ready
 
     configured = ClickHouseSettings().dsn.get_secret_value()
     target = parse_dsn(configured)
@@ -201,17 +208,8 @@ def clickhouse_for_bench(work: Path, progress: Any) -> Iterator[str]:
     if not target.embedded and server_is_ready(target.host, target.port):
         yield target.dsn().rsplit("/", 1)[0] + f"/{database}"
         return
-    stack = StackSettings(
-        data_dir=work / "stack",
-        clickhouse_http_port=free_port(),
-        clickhouse_tcp_port=free_port(),
-    )
-    server = ClickHouseServer(stack)
-    server.start(progress)
-    try:
+    with throwaway_clickhouse(work, progress) as server:
         yield server.http_dsn.rsplit("/", 1)[0] + f"/{database}"
-    finally:
-        server.stop(progress=progress)
 
 
 def _count(dsn: str, sql: str) -> int:
@@ -235,19 +233,18 @@ def run_worker_bench(
     catalog_path = work / "catalog.yaml"
     catalog_path.write_text(yaml.safe_dump(bench_catalog(journeys, steps)))
     values = make_events(events, journeys, steps, minutes)
-    with kafka_for_bench(work, progress) as kafka, clickhouse_for_bench(work, progress) as dsn:
+    with bench_kafka(work, progress) as kafka, clickhouse_for_bench(work, progress) as dsn:
         asyncio.run(ensure_topics(kafka, load_topic_specs(), progress))
         client = make_client(dsn)
         apply_migrations(client, parse_dsn(dsn).database, progress)
         client.close()
-        progress(f"producing {len(values):,} events to {kafka.physical(Topic.RUM_BEACONS)}")
-        asyncio.run(produce(kafka, values, progress))
-        progress("plain aiokafka consumer (decode only)")
-        plain = asyncio.run(plain_consumer_rate(kafka, len(values)))
-        progress(f"plain consumer: {plain:,.0f} events/s; starting the worker")
+        warmup = make_events(WARMUP_EVENTS, journeys, steps, 1, seed=11, base=WARMUP_BASE)
+        asyncio.run(produce(kafka, warmup, progress))
         rate, rss, aggregates = _measure_worker(
-            kafka, dsn, catalog_path, len(values), work, progress
+            kafka, dsn, catalog_path, warmup, values, work, progress
         )
+        progress("plain aiokafka consumer (decode only), over the same topic")
+        plain = asyncio.run(plain_consumer_rate(kafka, len(warmup) + len(values)))
     keys = active_keys(journeys, steps)
     return WorkerBenchResult(
         events=len(values),
@@ -266,8 +263,16 @@ def run_worker_bench(
 
 
 def _measure_worker(
-    kafka: KafkaSettings, dsn: str, catalog: Path, expected: int, work: Path, progress: Any
+    kafka: KafkaSettings,
+    dsn: str,
+    catalog: Path,
+    warmup: list[bytes],
+    values: list[bytes],
+    work: Path,
+    progress: Any,
 ) -> tuple[float, float, int]:
+    """Start the worker on the warm-up events, then time ``values`` from the first send until
+    every one is stored raw: end-to-end throughput, Kafka included."""
     env = {
         **os.environ,
         "JOURNEYLENS_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
@@ -282,16 +287,20 @@ def _measure_worker(
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     raw = "SELECT count() FROM rum_events"
+    expected = len(warmup) + len(values)
     try:
-        first_at, first_rows = _wait_for(lambda: _count(dsn, raw) > 0, worker, 120)
-        first_rows = _count(dsn, raw)
-        done_at, _ = _wait_for(lambda: _count(dsn, raw) >= expected, worker, 600, progress, dsn)
+        progress("starting the worker on the warm-up events")
+        _wait_for(lambda: _count(dsn, raw) >= len(warmup), worker, 180)
+        progress(f"producing {len(values):,} events to {kafka.physical(Topic.RUM_BEACONS)}")
+        started = time.perf_counter()
+        asyncio.run(produce(kafka, values, progress))
+        done_at, _ = _wait_for(lambda: _count(dsn, raw) >= expected, worker, 900, progress, dsn)
         rss = _peak_rss_mb(worker.pid)
     finally:
         worker.terminate()
         worker.wait(timeout=30)
         log.close()
-    rate = (expected - first_rows) / max(done_at - first_at, 1e-6)
+    rate = len(values) / max(done_at - started, 1e-6)
     aggregates = _count(dsn, "SELECT count() FROM journey_aggregates")
     return rate, rss, aggregates
 
