@@ -256,7 +256,7 @@ def shop_app(registry: FaultRegistry, settings: DemoShopSettings) -> FastAPI:
             f'<p id="price">{product.price:.2f} {CURRENCY}</p>'
             f'<button id="add-to-cart" data-product="{product.id}">Add to cart</button>'
             '<p class="error" id="cart-error"></p>',
-            script=_ADD_TO_CART_JS,
+            script=_AFTER_PAINT_JS + _ADD_TO_CART_JS,
         )
 
     @app.post("/api/cart", status_code=201)
@@ -298,7 +298,8 @@ def shop_app(registry: FaultRegistry, settings: DemoShopSettings) -> FastAPI:
             '<label>Card number <input id="card-number" value="4242 4242 4242 4242"></label>'
             '<button id="pay" type="submit">Pay now</button></form>'
             '<p class="error" id="payment-error"></p>',
-            script=_PAY_JS.replace("__PAY__", pay_url)
+            script=_AFTER_PAINT_JS
+            + _PAY_JS.replace("__PAY__", pay_url)
             .replace("__CART__", found.id)
             .replace("__AMOUNT__", f"{found.total}")
             .replace("__CURRENCY__", CURRENCY),
@@ -329,14 +330,29 @@ def search(query: str) -> list[Product]:
     ]
 
 
+_AFTER_PAINT_JS = """
+// Navigate only once the click's feedback has painted, so the browser has delivered the
+// interaction's event-timing entry (INP) before the page unloads.
+function afterPaint(then) {
+  requestAnimationFrame(function () { setTimeout(then, 0); });
+}
+"""
+
 _ADD_TO_CART_JS = """
 document.getElementById("add-to-cart").addEventListener("click", function (event) {
-  var product = event.target.getAttribute("data-product");
+  var button = event.target;
+  var product = button.getAttribute("data-product");
+  button.disabled = true;  // immediate feedback, as shops give: the click paints at once
+  button.textContent = "Adding…";
   fetch("/api/cart", {method: "POST", headers: {"Content-Type": "application/json"},
     body: JSON.stringify({product_id: product, quantity: 1})})
     .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
-    .then(function (cart) { location.href = "/cart?cart=" + encodeURIComponent(cart.cart_id); })
+    .then(function (cart) {
+      afterPaint(function () { location.href = "/cart?cart=" + encodeURIComponent(cart.cart_id); });
+    })
     .catch(function (e) {
+      button.disabled = false;
+      button.textContent = "Add to cart";
       document.getElementById("cart-error").textContent = "Could not add: " + e.message;
     });
 });
@@ -346,7 +362,10 @@ _PAY_JS = """
 document.getElementById("payment-form").addEventListener("submit", function (event) {
   event.preventDefault();
   var error = document.getElementById("payment-error");
+  var pay = document.getElementById("pay");
   error.textContent = "";
+  pay.disabled = true;  // immediate feedback: no double charge, and the click paints at once
+  pay.textContent = "Paying…";
   fetch("__PAY__/v1/charges", {method: "POST", headers: {"Content-Type": "application/json"},
     body: JSON.stringify({cart_id: "__CART__", amount: __AMOUNT__, currency: "__CURRENCY__"})})
     .then(function (r) {
@@ -359,8 +378,14 @@ document.getElementById("payment-form").addEventListener("submit", function (eve
     })
     .then(function (charge) {
       jl("step", "checkout:payment");
-      location.href = "/checkout/confirmation?cart=__CART__&charge=" + charge.id;
+      afterPaint(function () {
+        location.href = "/checkout/confirmation?cart=__CART__&charge=" + charge.id;
+      });
     })
-    .catch(function (e) { error.textContent = e.message; });
+    .catch(function (e) {
+      pay.disabled = false;
+      pay.textContent = "Pay now";
+      error.textContent = e.message;
+    });
 });
 """
