@@ -282,8 +282,11 @@ def test_our_agent(
     assert (step["journey"], step["step"], step["_key"]) == ("checkout", "payment", b"checkout")
     conversion = next(e for e in events if e["kind"] == "conversion")
     assert conversion["conversion_value"] == 129.9 and conversion["currency"] == "EUR"
+    assert (conversion["journey"], conversion["step"]) == ("checkout", "payment")
     api = next(e for e in events if e["kind"] == "error" and e["api_errors"])
     assert api["api_errors"][0]["status"] == 404
+    # recorded after journeylens.step('checkout:payment'): on that step, not the page's
+    assert (api["journey"], api["step"], api["_key"]) == ("checkout", "payment", b"checkout")
     assert "lcp_ms" in vitals, events
 
 

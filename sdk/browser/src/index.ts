@@ -52,6 +52,7 @@ const MAX_ITEMS_PER_BATCH = 20;
 const MAX_BEACON_BYTES = 60_000;
 const MAX_ERRORS_PER_PAGE = 25;
 const SESSION_KEY = "journeylens.sid";
+const CARRIES_STEP = new Set(["web_vital", "error", "api_error", "conversion"]);
 
 function randomId(prefix: string): string {
   const bytes = new Uint8Array(12);
@@ -190,6 +191,7 @@ class Agent {
   private unsentPageView: Item | null = null; // still in the queue: late vitals join it
   private errorCount = 0;
   private timer: number | undefined;
+  private currentStep: string | null = null; // the last step() of this page or soft navigation
 
   constructor(private readonly config: Config) {
     this.beaconUrl = `${config.endpoint}/v1/beacons?k=${encodeURIComponent(config.key)}`;
@@ -219,7 +221,9 @@ class Agent {
   // ------------------------------------------------------------------ page API
 
   step(name: string): void {
-    if (typeof name === "string" && name) this.push({ type: "step", name, ts: Date.now() });
+    if (typeof name !== "string" || !name) return;
+    this.push({ type: "step", name, ts: Date.now() });
+    this.currentStep = name; // what happens next on this page belongs to that step
   }
 
   conversion(value: number, currency?: string, name?: string): void {
@@ -391,6 +395,7 @@ class Agent {
     this.flush(); // items so far belong to the previous URL and page id
     const startedAt = performance.now();
     this.page = { pid: randomId("p-"), url: location.href, startedAt };
+    this.currentStep = null;
     const item: Item = { type: "soft_navigation", ts: Date.now(), url: this.page.url };
     item.pid = this.page.pid;
     this.push(item);
@@ -407,6 +412,11 @@ class Agent {
   // ------------------------------------------------------------------ sending
 
   private push(item: Item): void {
+    // Errors, failed calls, late vitals and conversions after a step() marker carry that step
+    // (the page's own views are still matched by URL).
+    if (this.currentStep && CARRIES_STEP.has(item.type) && item.step === undefined) {
+      item.step = this.currentStep;
+    }
     this.queue.push(item);
     if (this.queue.length >= MAX_ITEMS_PER_BATCH) this.flush();
   }

@@ -149,3 +149,46 @@ def test_examples_match_the_pydantic_schema() -> None:
             i for i in doc["items"] if i["type"] not in {"heartbeat"} and i.get("name") != "FID"
         ]
         BeaconBatch.model_validate({**doc, "items": valid})
+
+
+def test_items_after_a_step_marker_carry_that_step() -> None:
+    from journeylens.collector.enrich import Enricher
+    from journeylens.contracts.catalog import load_catalog
+    from journeylens.domain.catalog_match import CatalogMatcher
+    from journeylens.settings import CatalogSettings, CollectorSettings
+
+    result = parse(
+        beacon(
+            {"type": "page_view"},
+            {"type": "step", "name": "checkout:payment", "step": "ignored:for-markers"},
+            {
+                "type": "api_error",
+                "url": "https://x.test/api/pay",
+                "status": 502,
+                "step": "checkout:payment",
+            },
+            {"type": "error", "message": "boom", "step": "checkout:payment"},
+            {"type": "conversion", "value": 10, "name": "order", "step": "checkout:payment"},
+            {"type": "conversion", "value": 10, "name": "order"},
+            url="http://127.0.0.1:8600/checkout",
+        ),
+        META,
+    )
+    assert not result.rejected
+    events = result.events
+    assert [e.step_event for e in events] == [
+        None, "checkout:payment", "checkout:payment", "checkout:payment", "checkout:payment",
+        "order",
+    ]  # fmt: skip
+    enricher = Enricher(CollectorSettings(), CatalogMatcher(load_catalog(CatalogSettings().path)))
+    enricher.enrich(events, enricher.context(user_agent="UA"))
+    assert [(e.journey, e.step) for e in events] == [
+        ("checkout", "checkout-page"),
+        ("checkout", "payment"),
+        ("checkout", "payment"),
+        ("checkout", "payment"),
+        ("checkout", "payment"),
+        ("checkout", "checkout-page"),  # no step carried: the page's URL decides
+    ]
+    bad = parse(beacon({"type": "error", "message": "x", "step": 3}), META)
+    assert not bad.events and bad.rejected[0].reason == "'step' must be a non-empty string"

@@ -34,6 +34,11 @@ Every item has ``type`` and optionally ``ts`` (epoch ms; default the batch ``ts`
 - ``{"type": "step", "name": "checkout:payment"}`` — a journey step marker.
 - ``{"type": "conversion", "value": 129.9, "currency": "EUR", "name"?}`` — a business action.
 
+``web_vital``, ``error``, ``api_error`` and ``conversion`` items may carry ``"step"``: the
+page's last step marker when the item was recorded (the agent adds it), so a payment call
+failing after ``journeylens.step("checkout:payment")`` lands on that step, not on the step
+of the page's URL. For a conversion it wins over ``name``.
+
 :class:`BeaconBatch` is the same schema as pydantic models (for docs, JSON Schema and tests);
 :func:`parse` does not run it per item, it checks each item by hand for speed. A bad envelope
 (not JSON, wrong version, missing ``sid``/``pid``/``url``/``items``) is a :class:`MalformedBody`;
@@ -130,6 +135,7 @@ class WebVitalItem(_Model):
     name: Literal["LCP", "INP", "CLS", "FCP", "TTFB"]
     value: Ms
     id: str | None = None
+    step: str | None = None
 
 
 class ErrorItem(_Model):
@@ -142,6 +148,7 @@ class ErrorItem(_Model):
     line: int | None = None
     col: int | None = None
     count: int = Field(default=1, ge=1)
+    step: str | None = None
 
 
 class ApiErrorItem(_Model):
@@ -151,6 +158,7 @@ class ApiErrorItem(_Model):
     method: str = "GET"
     status: int = Field(ge=0, le=999)
     dur: Ms | None = None
+    step: str | None = None
 
 
 class StepItem(_Model):
@@ -165,6 +173,7 @@ class ConversionItem(_Model):
     value: Ms
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     name: str | None = None
+    step: str | None = None
 
 
 BeaconItem = Annotated[
@@ -367,6 +376,8 @@ def _event(
     key: object,
     **fields: Any,
 ) -> RumEvent:
+    if kind is not EventKind.STEP and item.get("step") is not None:
+        fields["step_event"] = _req_text(item, "step")  # the page's last step marker
     return batch.events.event(
         stable_id(
             SOURCE, batch.meta.app, batch.sid, batch.pid, kind, c.number(item.get("ts")), key
