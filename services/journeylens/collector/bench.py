@@ -80,6 +80,11 @@ class ScenarioResult:
     beacons_per_s: float
     p50_ms: float
     p99_ms: float
+    server_cpu: float | None = None
+    """CPU time of the server process during the measured run ÷ its duration (1.0 = a core)."""
+    beacons_per_cpu_s: float | None = None
+    """Accepted beacons per CPU-second of the server process: its cost, whatever share of the
+    machine the load generator and Kafka left it."""
 
 
 @dataclass
@@ -270,18 +275,20 @@ def run_load(
     duration_s: float,
     seed: int = 7,
     work: Path | None = None,
+    server_pid: int | None = None,
 ) -> ScenarioResult:
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     bodies = [(beacon_body(rng, beacons), rng.choice(USER_AGENTS)) for _ in range(256)]
     wrk = shutil.which("wrk")
     if wrk is not None and work is not None:
-        raw = _run_wrk(wrk, port, path, bodies, connections, warmup_s, duration_s, work)
+        raw = _run_wrk(wrk, port, path, bodies, connections, warmup_s, duration_s, work, server_pid)
     else:
         payloads = [http_request(path, body, ua, port).decode("latin-1") for body, ua in bodies]
         raw = _run_python_load(port, payloads, connections, warmup_s, duration_s)
     statuses: dict[str, int] = raw["statuses"]
     ok = sum(n for code, n in statuses.items() if _is_success(code))
     total = sum(statuses.values())
+    cpu_s: float | None = raw.get("server_cpu_s")
     return ScenarioResult(
         name=path,
         beacons_per_request=beacons,
@@ -293,6 +300,8 @@ def run_load(
         beacons_per_s=round(ok * beacons / duration_s, 1),
         p50_ms=round(raw["p50_ms"], 2),
         p99_ms=round(raw["p99_ms"], 2),
+        server_cpu=round(cpu_s / duration_s, 3) if cpu_s is not None else None,
+        beacons_per_cpu_s=round(ok * beacons / cpu_s, 1) if cpu_s else None,
     )
 
 
@@ -359,8 +368,10 @@ def _run_wrk(
     warmup_s: float,
     duration_s: float,
     work: Path,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
-    """One scenario with wrk (1 thread): a warm-up run, then the measured run."""
+    """One scenario with wrk (1 thread): a warm-up run, then the measured run (during which
+    the server process's CPU time is taken when its pid is given)."""
     script, data = work / "bench.lua", work / f"bodies-{uuid.uuid4().hex[:8]}.tsv"
     script.write_text(_WRK_SCRIPT, encoding="utf-8")
     data.write_bytes(b"".join(ua.encode() + b"\t" + body + b"\n" for body, ua in bodies))
@@ -378,7 +389,10 @@ def _run_wrk(
 
     if warmup_s > 0:
         run(warmup_s)
-    line = next(x for x in run(duration_s).splitlines() if x.startswith("RESULT"))
+    cpu_before = process_cpu_s(server_pid)
+    output = run(duration_s)
+    cpu_after = process_cpu_s(server_pid)
+    line = next(x for x in output.splitlines() if x.startswith("RESULT"))
     requests, status, connect, read, write, timeout = (int(v) for v in line.split()[1:7])
     p50_ms, p99_ms = (float(v) for v in line.split()[7:9])
     statuses = {"2xx": requests - status, "non-2xx": status}
@@ -394,7 +408,22 @@ def _run_wrk(
         "statuses": {k: v for k, v in statuses.items() if v},
         "p50_ms": p50_ms,
         "p99_ms": p99_ms,
+        "server_cpu_s": (
+            cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
+        ),
     }
+
+
+def process_cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc), None when unknown."""
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ------------------------------------------------------------------------ servers
@@ -422,7 +451,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def uvicorn_process(target: str, port: int, env: dict[str, str], log: Path) -> Iterator[None]:
+def uvicorn_process(
+    target: str, port: int, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """A uvicorn server process (1 worker) for ``target`` (a factory), ready on ``port``."""
     import httpx
 
@@ -448,7 +479,7 @@ def uvicorn_process(target: str, port: int, env: dict[str, str], log: Path) -> I
             if time.monotonic() > deadline:
                 raise click.ClickException(f"{target} not ready after 60s; see {log}")
             time.sleep(0.2)
-        yield
+        yield process
     finally:
         process.terminate()
         try:
@@ -522,20 +553,28 @@ def run_bench(
             say(f"bare FastAPI endpoint on {HOST}:{bare_port}, same server options")
             collector = "journeylens.cli.collector:build_app"
             with (
-                uvicorn_process(collector, collector_port, env, work / "collector.log"),
-                uvicorn_process(bare_app_target(), bare_port, {}, work / "bare.log"),
+                uvicorn_process(collector, collector_port, env, work / "collector.log") as server,
+                uvicorn_process(bare_app_target(), bare_port, {}, work / "bare.log") as bare,
             ):
+                key = "/v1/beacons?k=pk_demo_shop_0001"
                 scenarios = (
-                    ("batched", collector_port, "/v1/beacons?k=pk_demo_shop_0001", BATCH_SIZE),
-                    ("single", collector_port, "/v1/beacons?k=pk_demo_shop_0001", 1),
-                    ("bare", bare_port, "/v1/beacons", 1),
+                    ("batched", collector_port, server.pid, key, BATCH_SIZE),
+                    ("single", collector_port, server.pid, key, 1),
+                    ("bare", bare_port, bare.pid, "/v1/beacons", 1),
                 )
                 for run in range(runs):
                     round_results: dict[str, ScenarioResult] = {}
-                    for name, port, path, beacons in scenarios:
+                    for name, port, pid, path, beacons in scenarios:
                         say(f"round {run + 1}/{runs}: {name} ({beacons} beacon(s) per POST)")
                         scenario = run_load(
-                            port, path, beacons, connections, warmup_s, duration_s, work=work
+                            port,
+                            path,
+                            beacons,
+                            connections,
+                            warmup_s,
+                            duration_s,
+                            work=work,
+                            server_pid=pid,
                         )
                         scenario.name = name
                         round_results[name] = scenario
@@ -584,20 +623,23 @@ def _summarize(result: BenchResult) -> None:
 
 
 def render_table(result: BenchResult) -> str:
-    rule = "-" * 78
+    rule = "-" * 96
     lines = [
         f"collector bench: {result.runs} round(s) of {result.duration_s:g}s per scenario, "
         f"{result.connections} connections, load generator {result.load_generator}, "
         f"Kafka {result.kafka}",
         rule,
         f"{'scenario':<10} {'beacons/req':>11} {'req/s':>10} {'beacons/s':>11} "
-        f"{'p50 ms':>8} {'p99 ms':>8}  errors",
+        f"{'p50 ms':>8} {'p99 ms':>8} {'server cpu':>10} {'/cpu-s':>8}  errors",
     ]
     for s in result.scenarios.values():
         errors = ", ".join(f"{k}: {v}" for k, v in s.errors.items()) or "-"
+        cpu = f"{s.server_cpu:.2f}" if s.server_cpu is not None else "?"
+        per_cpu = f"{s.beacons_per_cpu_s:.0f}" if s.beacons_per_cpu_s is not None else "?"
         lines.append(
             f"{s.name:<10} {s.beacons_per_request:>11} {s.requests_per_s:>10.0f} "
-            f"{s.beacons_per_s:>11.0f} {s.p50_ms:>8.2f} {s.p99_ms:>8.2f}  {errors}"
+            f"{s.beacons_per_s:>11.0f} {s.p50_ms:>8.2f} {s.p99_ms:>8.2f} {cpu:>10} "
+            f"{per_cpu:>8}  {errors}"
         )
     lines.append(f"(median of {result.runs} round(s); req/s per round:")
     for name in ("batched", "single", "bare"):
@@ -605,6 +647,10 @@ def render_table(result: BenchResult) -> str:
         lines.append(f"   {name:<8} {per_round}")
     ratios = ", ".join(f"{r:.3f}" for r in result.single_to_bare_per_round)
     lines.append(f" single/bare per round: {ratios})")
+    lines.append(
+        "(server cpu: the server process's CPU time over the run, 1.00 = one core; /cpu-s:"
+        " beacons per CPU-second of it)"
+    )
     lines.append(
         f"accepted beacons {result.accepted_beacons}, messages on {Topic.RUM_BEACONS.value}: "
         f"{result.kafka_messages}"

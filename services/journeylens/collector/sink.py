@@ -4,10 +4,13 @@
   needs ``cramjam`` for it; without it the sink falls back to gzip).
 - Group commit: the messages of concurrent requests share one batch per partition. A
   request appends its encoded messages to the open batch of each partition (aiokafka's C
-  batch builder, no per-message future) and awaits those batches once. Per partition one
-  batch is in flight at a time; the open batch is shipped ``linger`` after it was opened or
-  as soon as the previous one is acknowledged, whichever is later, so under load each
-  produce request carries everything that arrived during the previous round trip.
+  batch builder, no per-message future) and awaits those batches once. One shipper closes
+  the open batches of *all* partitions together and hands them to aiokafka in the same loop
+  iteration, so they leave as one produce request per broker; the next round starts when
+  that one is acknowledged and ``linger`` after its oldest batch was opened, whichever is
+  later. Under load each produce request carries everything that arrived during the
+  previous round trip, and the per-request cost of aiokafka (which dominates small
+  beacons) is paid once per round trip, not once per partition.
 - RUM events are keyed by journey id, so RUM and synthetic events of a journey share a
   partition (both topics use the default murmur2 partitioner and the same partition count).
   Dead letters are keyed by their source.
@@ -171,14 +174,12 @@ class _Batch:
 class _Partition:
     """The batches of one topic partition: at most one in flight, the rest waiting in order."""
 
-    __slots__ = ("topic", "partition", "waiting", "wakeup", "shipper")
+    __slots__ = ("topic", "partition", "waiting")
 
     def __init__(self, topic: str, partition: int) -> None:
         self.topic = topic
         self.partition = partition
         self.waiting: deque[_Batch] = deque()
-        self.wakeup: asyncio.Event = asyncio.Event()
-        self.shipper: asyncio.Task[None] | None = None
 
     @property
     def open(self) -> _Batch | None:
@@ -211,6 +212,8 @@ class KafkaSink:
         self._partitioner = KeyPartitioner()
         self._partition_ids: dict[str, list[int]] = {}
         self._partitions: dict[tuple[str, int], _Partition] = {}
+        self._wakeup = asyncio.Event()
+        self._shipper: asyncio.Task[None] | None = None
         self._in_flight = 0
         self._ready_at = 0.0
         self._ready = False
@@ -263,10 +266,10 @@ class KafkaSink:
         pending = [b.delivered for p in self._partitions.values() for b in p.waiting]
         if pending:
             await asyncio.wait(pending, timeout=self._ack_timeout_s)
-        shippers = [p.shipper for p in self._partitions.values() if p.shipper is not None]
-        for shipper in shippers:
+        shipper, self._shipper = self._shipper, None
+        if shipper is not None:
             shipper.cancel()
-        await asyncio.gather(*shippers, return_exceptions=True)
+            await asyncio.gather(shipper, return_exceptions=True)
         self._partitions.clear()
         producer, self._producer = self._producer, None
         if producer is not None:
@@ -381,39 +384,46 @@ class KafkaSink:
             if batch.builder.append(timestamp=None, key=key, value=value) is None:
                 raise SinkUnavailable("a message exceeds the producer batch size", 0)
             partition.waiting.append(batch)
-            partition.wakeup.set()
-            if partition.shipper is None or partition.shipper.done():
-                partition.shipper = asyncio.create_task(
-                    self._ship(producer, partition), name=f"kafka-sink-{topic}-{number}"
-                )
+            self._wakeup.set()
+            if self._shipper is None or self._shipper.done():
+                self._shipper = asyncio.create_task(self._ship(producer), name="kafka-sink")
         batch.count += 1
         self._in_flight += 1
         batches.add(batch)
 
-    async def _ship(self, producer: Any, partition: _Partition) -> None:
-        """Hand the partition's batches to aiokafka one at a time, each after its linger."""
+    async def _ship(self, producer: Any) -> None:
+        """Rounds: close every partition's oldest batch, send them together, await them."""
         loop = asyncio.get_running_loop()
+        partitions = self._partitions
         while True:
-            if not partition.waiting:
-                partition.wakeup.clear()
-                await partition.wakeup.wait()
+            ready = [p for p in partitions.values() if p.waiting]
+            if not ready:
+                self._wakeup.clear()
+                await self._wakeup.wait()
                 continue
-            batch = partition.waiting[0]
-            delay = batch.opened_at + self._linger_s - loop.time()
-            if delay > 0 and len(partition.waiting) == 1:
+            delay = min(p.waiting[0].opened_at for p in ready) + self._linger_s - loop.time()
+            if delay > 0 and all(len(p.waiting) == 1 for p in ready):
                 await asyncio.sleep(delay)
-            partition.waiting.popleft()  # closed: new messages open the next batch
-            try:
-                sent = await producer.send_batch(
-                    batch.builder, partition.topic, partition=partition.partition
-                )
-                await sent
-            except Exception as exc:  # KafkaError and friends: the requests answer 503
-                _settle(batch.delivered, exc)
-            else:
-                _settle(batch.delivered, None)
-            finally:
-                self._in_flight -= batch.count  # Kafka answered or gave up: fate known
+                ready = [p for p in partitions.values() if p.waiting]
+            sent: list[tuple[_Batch, asyncio.Future[Any]]] = []
+            for partition in ready:
+                batch = partition.waiting.popleft()  # closed: new messages open the next one
+                try:
+                    future = await producer.send_batch(
+                        batch.builder, partition.topic, partition=partition.partition
+                    )
+                except Exception as exc:  # KafkaError and friends: the requests answer 503
+                    self._done(batch, exc)
+                else:
+                    sent.append((batch, future))
+            outcomes = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+            for (batch, _), outcome in zip(sent, outcomes, strict=True):
+                self._done(batch, outcome if isinstance(outcome, BaseException) else None)
+
+    def _done(self, batch: _Batch, error: BaseException | None) -> None:
+        """Kafka answered or gave up on ``batch``: its fate is known, its budget is freed."""
+        _settle(batch.delivered, error)
+        self._in_flight -= batch.count
 
 
 def _settle(delivered: asyncio.Future[None], error: BaseException | None) -> None:

@@ -451,3 +451,39 @@ async def test_kafka_values_equal_orjson_of_model_dump(
     assert len(sink.events) >= 8 and sink.dead
     for message in [*sink.events, *sink.dead]:
         assert encode(message) == orjson.dumps(message.model_dump(mode="json"))
+
+
+# ------------------------------------------------------------------------ the hot path
+
+
+class _BrokenSink(FakeSink):
+    async def publish(self, events: Any, dead: Any) -> None:
+        raise RuntimeError("a bug, not Kafka being away")
+
+
+async def test_an_unexpected_failure_is_500_problem_json(make_client: ClientFactory) -> None:
+    async with make_client(producer=_BrokenSink(started=True)) as c:
+        response = await c.post(f"/v1/beacons?k={SITE_KEY}", content=orjson.dumps(beacon()))
+    assert_problem(response, 500, "internal-error")
+
+
+async def test_other_methods_and_paths_still_go_through_fastapi(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.get(f"/v1/beacons?k={SITE_KEY}")).status_code == 405
+    assert (await client.post(f"/v1/beacons/?k={SITE_KEY}", content=b"{}")).status_code in (
+        307,
+        404,
+    )
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_site_key_in_an_encoded_query_string(
+    client: httpx.AsyncClient, sink: FakeSink
+) -> None:
+    encoded = SITE_KEY.replace("_", "%5F")
+    response = await client.post(
+        f"/v1/beacons?x=1&k={encoded}&k=pk_other", content=orjson.dumps(beacon("/cart"))
+    )
+    assert response.status_code == 202, response.text
+    assert sink.events[0].app == "demo-shop"
