@@ -89,6 +89,12 @@ class CollectorSettings(BaseSettings):
     rate_limit_burst: int = 4000
     buffer_max_events: int = 50_000
     retry_after_s: int = 5
+    linger_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description="How long a Kafka batch stays open for more beacons (latency vs. CPU).",
+    )
     country_header: str | None = Field(
         default=None, description="Trusted proxy/CDN header carrying the ISO country code."
     )

@@ -45,7 +45,6 @@ from journeylens.settings import CollectorSettings, KafkaSettings, Topic
 log = logging.getLogger(__name__)
 
 DEFAULT_ACK_TIMEOUT_S = 5.0
-DEFAULT_LINGER_S = 0.002
 MAX_BATCH_BYTES = 512 * 1024
 READY_CACHE_S = 1.0
 RECONNECT_BACKOFF_S = 1.0
@@ -196,14 +195,14 @@ class KafkaSink:
         collector: CollectorSettings,
         *,
         ack_timeout_s: float = DEFAULT_ACK_TIMEOUT_S,
-        linger_s: float = DEFAULT_LINGER_S,
+        linger_s: float | None = None,
         producer_factory: Any = None,
     ) -> None:
         self._kafka = kafka
         self._max_in_flight = collector.buffer_max_events
         self._retry_after_s = collector.retry_after_s
         self._ack_timeout_s = ack_timeout_s
-        self._linger_s = linger_s
+        self._linger_s = collector.linger_ms / 1000 if linger_s is None else linger_s
         self._factory = producer_factory
         self._events_topic = kafka.physical(Topic.RUM_BEACONS)
         self._dead_topic = kafka.physical(Topic.DEADLETTER)
