@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,6 +140,23 @@ async def test_refused_port_is_retried_then_error(
     assert result.error is not None and "after 3 attempts" in result.error
     assert "ConnectError" in result.error
     assert step(result, "confirmation").status is StepStatus.SKIPPED
+
+
+async def test_a_payment_post_that_timed_out_is_not_sent_twice(
+    shop: DemoShopSettings, plans: dict[str, JourneyPlan], runner: JourneyRunner
+) -> None:
+    add_fault(shop, Service.PAYMENT, latency_ms=1500, path_prefix="/v1/charges")
+    checkout = plans["checkout"]
+    steps = tuple(
+        dataclasses.replace(s, timeout_s=0.5) if s.step_id == "payment" else s
+        for s in checkout.steps
+    )
+    result = await runner.run(dataclasses.replace(checkout, steps=steps))
+    assert result.status is RunStatus.ERROR and result.failed_step == "payment"
+    payment = step(result, "payment")
+    assert payment.attempts == 1  # the charge may have gone through: no second POST
+    assert result.error is not None and "timeout after 0.5 s" in result.error
+    assert payment.error is not None and "not retried: the POST" in payment.error
 
 
 async def test_probe_traffic_is_marked(

@@ -53,6 +53,16 @@ NETWORK_ERRORS: tuple[type[Exception], ...] = (
 )
 """Failures of the network, not of the journey: only these are retried."""
 
+NOT_SENT_ERRORS: tuple[type[Exception], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    socket.gaierror,
+)
+"""Network failures before the request left the probe (DNS, connect): always safe to retry."""
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+"""RFC 9110 §9.2.2: sending these twice has the effect of sending them once."""
+
 _MISSING = object()
 
 
@@ -213,14 +223,20 @@ async def run_http_step(
         async with asyncio.timeout(plan.timeout_s):
             exchange = await _exchange(client, plan, variables)
     except NETWORK_ERRORS as exc:
+        # A POST that timed out may have charged the card: never send it a second time.
+        retry_safe = plan.method.upper() in IDEMPOTENT_METHODS or isinstance(exc, NOT_SENT_ERRORS)
+        error = describe_network_error(exc, plan.timeout_s)
+        if not retry_safe:
+            error += f" (not retried: the {plan.method.upper()} may have reached the server)"
         return StepOutcome(
             StepResult(
                 **base,
                 status=StepStatus.FAILED,
                 duration_ms=(time.perf_counter() - started) * 1000,
-                error=describe_network_error(exc, plan.timeout_s),
+                error=error,
             ),
             network_error=True,
+            retry_safe=retry_safe,
         )
     except httpx.HTTPError as exc:
         return StepOutcome(

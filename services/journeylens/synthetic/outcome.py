@@ -33,6 +33,9 @@ class StepOutcome:
     extracted: dict[str, str] = field(default_factory=dict)
     network_error: bool = False
     """The attempt failed on the network (DNS, connect, timeout): the runner may retry it."""
+    retry_safe: bool = True
+    """False when a retry could repeat a side effect (a non-idempotent request that may have
+    reached the server before the network failed): the runner then does not retry."""
     probe_error: bool = False
     """The probe itself could not run the step (no browser, a bug): not retried, run error."""
 

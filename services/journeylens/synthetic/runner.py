@@ -1,7 +1,9 @@
 """Run one journey once from this location and describe it as a `SyntheticResult`.
 
 Steps run in order, sharing variables (extracted values) and cookies. A step that fails on the
-network (DNS, connect, timeout) is retried in place, at most ``max_network_retries`` times; any
+network (DNS, connect, timeout) is retried in place, at most ``max_network_retries`` times (a
+non-idempotent request such as a payment POST only when it never left the probe: a timeout
+after sending it may have charged the card, so it is not sent twice); any
 other failure (status, assertion) is final at once. The first failing step ends the run: later
 steps are reported as skipped, and the run names the step and the reason
 (``"payment: expected status 200, got 500"``). A run whose step still fails on the network after
@@ -126,7 +128,8 @@ class JourneyRunner:
         while True:
             outcome = await self._run_once(step, client, browser, variables)
             outcome.result.attempts = attempt
-            if not outcome.network_error or attempt > self.max_network_retries:
+            retry = outcome.network_error and outcome.retry_safe
+            if not retry or attempt > self.max_network_retries:
                 return outcome
             log.info(
                 "journey step %s: network error (%s), retry %d/%d",
