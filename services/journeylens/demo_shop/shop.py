@@ -366,6 +366,7 @@ document.getElementById("payment-form").addEventListener("submit", function (eve
   error.textContent = "";
   pay.disabled = true;  // immediate feedback: no double charge, and the click paints at once
   pay.textContent = "Paying…";
+  jl("step", "checkout:payment");  // entered the payment step: a failing charge counts there
   fetch("__PAY__/v1/charges", {method: "POST", headers: {"Content-Type": "application/json"},
     body: JSON.stringify({cart_id: "__CART__", amount: __AMOUNT__, currency: "__CURRENCY__"})})
     .then(function (r) {
@@ -377,7 +378,6 @@ document.getElementById("payment-form").addEventListener("submit", function (eve
       });
     })
     .then(function (charge) {
-      jl("step", "checkout:payment");
       afterPaint(function () {
         location.href = "/checkout/confirmation?cart=__CART__&charge=" + charge.id;
       });

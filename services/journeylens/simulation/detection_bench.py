@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -43,6 +43,9 @@ from journeylens.processor.pipeline import (
 )
 from journeylens.simulation.scenarios import SCENARIOS, Scenario
 from journeylens.simulation.traffic import TrafficModel, TrafficProfile
+
+if TYPE_CHECKING:
+    from journeylens.simulation.live_bench import LiveResult
 
 FIRING = "io.journeylens.alert.firing"
 RESOLVED = "io.journeylens.alert.resolved"
@@ -212,6 +215,17 @@ class ScenarioResult:
     def passed(self) -> bool:
         return self.detect_ok and self.classification_ok and self.alerts_ok
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **{k: v for k, v in asdict(self).items() if k not in ("expected", "got")},
+            "expected": asdict(self.expected),
+            "got": asdict(self.got),
+            "detect_ok": self.detect_ok,
+            "classification_ok": self.classification_ok,
+            "alerts_ok": self.alerts_ok,
+            "passed": self.passed,
+        }
+
 
 @dataclass
 class SteadyResult:
@@ -233,16 +247,26 @@ class SteadyResult:
 @dataclass
 class BenchReport:
     config: BenchConfig
-    steady: SteadyResult
+    steady: SteadyResult | None
+    """None when only the live run ran."""
     scenarios: list[ScenarioResult]
     seconds: float
+    live: LiveResult | None = None
+    """The scenario run in real time through Kafka (simulation/live_bench.py), if it ran."""
 
     @property
     def passed(self) -> bool:
-        return self.steady.passed and all(s.passed for s in self.scenarios)
+        return (
+            (self.steady is None or self.steady.passed)
+            and all(s.passed for s in self.scenarios)
+            and (self.live is None or self.live.passed)
+        )
 
     def to_json(self) -> dict[str, Any]:
+        """The fake-clock runs at the top level (``steady`` is null when they did not run),
+        the live run under ``live`` (null when it did not run)."""
         profile = self.config.profile
+        steady = self.steady
         return {
             "passed": self.passed,
             "seconds": round(self.seconds, 1),
@@ -262,29 +286,21 @@ class BenchReport:
                 "alerts_per_incident": TARGET_ALERTS_PER_INCIDENT,
                 "false_alerts_per_day_max": TARGET_FALSE_ALERTS_PER_DAY,
             },
-            "steady": {
-                "hours": self.steady.hours,
-                "incidents": self.steady.incidents,
-                "false_alerts_per_day": round(self.steady.per_day, 3),
-                "alerts": self.steady.alerts,
-                "passed": self.steady.passed,
-                "rum_events": self.steady.volume.events,
-                "probe_runs": self.steady.volume.probe_runs,
-                "min_views_per_step_window": dict(sorted(self.steady.volume.min_views.items())),
-                "mean_views_per_step_window": self.steady.volume.mean_views(),
+            "steady": None
+            if steady is None
+            else {
+                "hours": steady.hours,
+                "incidents": steady.incidents,
+                "false_alerts_per_day": round(steady.per_day, 3),
+                "alerts": steady.alerts,
+                "passed": steady.passed,
+                "rum_events": steady.volume.events,
+                "probe_runs": steady.volume.probe_runs,
+                "min_views_per_step_window": dict(sorted(steady.volume.min_views.items())),
+                "mean_views_per_step_window": steady.volume.mean_views(),
             },
-            "scenarios": [
-                {
-                    **{k: v for k, v in asdict(s).items() if k not in ("expected", "got")},
-                    "expected": asdict(s.expected),
-                    "got": asdict(s.got),
-                    "detect_ok": s.detect_ok,
-                    "classification_ok": s.classification_ok,
-                    "alerts_ok": s.alerts_ok,
-                    "passed": s.passed,
-                }
-                for s in self.scenarios
-            ],
+            "scenarios": [s.to_json() for s in self.scenarios],
+            "live": None if self.live is None else self.live.to_json(),
         }
 
 
@@ -305,7 +321,7 @@ def run_steady(
         sim.run_minute()
         if progress is not None and (i % 30 == 29 or i == minutes - 1):
             progress("steady traffic", i + 1, minutes)
-    titles = [f"{a['data']['journey']}: {a['data']['title']}" for a in _firsts(sim.alerts)]
+    titles = [f"{a['data']['journey']}: {a['data']['title']}" for a in firsts(sim.alerts)]
     return sim, SteadyResult(config.warmup_hours, len(titles), titles, sim.volume)
 
 
@@ -344,17 +360,37 @@ def judge(
     fault_end: float,
     window_s: int,
 ) -> ScenarioResult:
+    return judge_alerts(
+        scenario,
+        sim.alerts,
+        fault_start,
+        fault_end,
+        window_s,
+        dict(sorted(sim.volume.min_views.items())),
+    )
+
+
+def judge_alerts(
+    scenario: Scenario,
+    alerts: Sequence[dict[str, Any]],
+    fault_start: float,
+    fault_end: float,
+    window_s: int,
+    min_views: dict[str, int],
+) -> ScenarioResult:
+    """Judge the alert events (experience.alerts.v1 dicts, in order) raised from the fault's
+    start on, against the scenario's expectation; times are the events' (window ends)."""
     exp = scenario.expected
     result = ScenarioResult(
         name=scenario.name,
         title=scenario.title,
         journey=exp.journey,
         expected=Classification(exp.scope, exp.step, exp.dependency, exp.segment),
-        min_views=dict(sorted(sim.volume.min_views.items())),
+        min_views=min_views,
     )
-    mine = [a for a in sim.alerts if a["data"]["journey"] == exp.journey]
+    mine = [a for a in alerts if a["data"]["journey"] == exp.journey]
     firing = [a for a in mine if a["type"] == FIRING]
-    for first in _firsts(sim.alerts):
+    for first in firsts(alerts):
         journey = first["data"]["journey"]
         if journey != exp.journey:
             result.other_journeys[journey] = first["data"]["scope"]
@@ -365,7 +401,7 @@ def judge(
         first = firing[0]
         data = first["data"]
         evidence = data["evidence"]
-        at = _epoch(first["time"])
+        at = epoch(first["time"])
         result.detected = True
         result.detect_windows = max(1, round((at - fault_start) / window_s))
         segment = None
@@ -386,14 +422,14 @@ def judge(
     result.step_ok = got.step == want.step
     result.dependency_ok = got.dependency == want.dependency
     result.segment_ok = got.segment == want.segment
-    resolves = [a for a in mine if a["type"] == RESOLVED and _epoch(a["time"]) > fault_end]
+    resolves = [a for a in mine if a["type"] == RESOLVED and epoch(a["time"]) > fault_end]
     if resolves:
         result.resolved = True
-        result.resolve_windows = round((_epoch(resolves[0]["time"]) - fault_end) / window_s)
+        result.resolve_windows = round((epoch(resolves[0]["time"]) - fault_end) / window_s)
     return result
 
 
-def _firsts(alerts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def firsts(alerts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The first firing event of every incident (fingerprint)."""
     seen: set[str] = set()
     out = []
@@ -419,7 +455,7 @@ def _reopens(alerts: Sequence[dict[str, Any]]) -> int:
     return count
 
 
-def _epoch(value: str) -> float:
+def epoch(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
@@ -512,7 +548,7 @@ def _steady_in_parallel(
     warm = Simulation(catalog, model, now, states=states, offsets=offsets, window_s=config.window_s)
     warm.alerts = sorted(alerts, key=lambda a: (a["time"], a["data"]["journey"]))
     warm.volume = volume
-    titles = [f"{a['data']['journey']}: {a['data']['title']}" for a in _firsts(warm.alerts)]
+    titles = [f"{a['data']['journey']}: {a['data']['title']}" for a in firsts(warm.alerts)]
     return warm, SteadyResult(config.warmup_hours, len(titles), titles, volume)
 
 
@@ -568,55 +604,113 @@ def _mark(ok: bool) -> str:
 
 
 def render_table(report: BenchReport) -> str:
-    """The human-readable report: one row per scenario, then the steady run."""
+    """The human-readable report: one row per scenario (the live run's last, labelled
+    ``live:``), then the live run's wall-clock figures and the steady run."""
     lines = []
     cfg = report.config
-    lines.append(
-        f"Detection benchmark: {cfg.warmup_hours:g} h steady warm-up, then each scenario for "
-        f"{cfg.fault_minutes} min + {cfg.recovery_minutes} min recovery "
-        f"({cfg.window_s} s windows, seed {cfg.seed}, peak "
-        f"{cfg.profile.peak_sessions_per_minute:g} sessions/min, "
-        f"{len(cfg.profile.probe_locations)} probe locations)"
-    )
+    steady, live = report.steady, report.live
+    if steady is not None:
+        lines.append(
+            f"Detection benchmark: {cfg.warmup_hours:g} h steady warm-up, then each scenario for "
+            f"{cfg.fault_minutes} min + {cfg.recovery_minutes} min recovery "
+            f"({cfg.window_s} s windows, seed {cfg.seed}, peak "
+            f"{cfg.profile.peak_sessions_per_minute:g} sessions/min, "
+            f"{len(cfg.profile.probe_locations)} probe locations)"
+        )
+    if live is not None:
+        lines.append(_live_header(live))
     header = (
         f"{'scenario':<20} {'detect (≤3 win)':<16} {'scope':<24} {'step':<26} "
         f"{'dependency':<32} {'segment':<26} {'incidents (=1)':<15} {'resolved':<9} result"
     )
     lines.append(header)
     lines.append("-" * len(header))
-    for s in report.scenarios:
-        detect = f"{s.detect_windows} {_mark(s.detect_ok)}" if s.detected else "missed FAIL"
-        lines.append(
-            f"{s.name:<20} {detect:<16} "
-            f"{_cell(s.got.scope, s.expected.scope, s.scope_ok):<24} "
-            f"{_cell(s.got.step, s.expected.step, s.step_ok):<26} "
-            f"{_cell(s.got.dependency, s.expected.dependency, s.dependency_ok):<32} "
-            f"{_cell(s.got.segment, s.expected.segment, s.segment_ok):<26} "
-            f"{_incidents(s):<15} "
-            f"{(f'+{s.resolve_windows} win' if s.resolved else 'no'):<9} "
-            f"{_mark(s.passed)}"
-        )
-    for s in report.scenarios:
+    rows = [(s.name, s) for s in report.scenarios]
+    if live is not None:
+        rows.append((f"live:{live.scenario.name}", live.scenario))
+    for label, s in rows:
+        lines.append(_row(label, s))
+    for label, s in rows:
         if s.other_journeys:
             also = ", ".join(f"{j} ({scope})" for j, scope in sorted(s.other_journeys.items()))
-            lines.append(f"  {s.name}: same fault also alerted on {also}")
-    steady = report.steady
-    lines.append("")
-    lines.append(
-        f"steady traffic: {steady.hours:g} h, {steady.volume.events} RUM events, "
-        f"{steady.volume.probe_runs} probe runs, {steady.incidents} incident(s) → "
-        f"{steady.per_day:.2f} false alerts/day (target {TARGET_FALSE_ALERTS_PER_DAY:g}) "
-        f"{_mark(steady.passed)}"
-    )
-    for title in steady.alerts:
-        lines.append(f"  false alert: {title}")
-    views = steady.volume.mean_views()
-    lines.append(
-        "RUM views per step-window (mean / min over the day): "
-        + ", ".join(f"{k} {v:g}/{steady.volume.min_views[k]}" for k, v in views.items())
-    )
+            lines.append(f"  {label}: same fault also alerted on {also}")
+    if live is not None:
+        lines.extend(_live_lines(live))
+    if steady is not None:
+        lines.append("")
+        lines.append(
+            f"steady traffic: {steady.hours:g} h, {steady.volume.events} RUM events, "
+            f"{steady.volume.probe_runs} probe runs, {steady.incidents} incident(s) → "
+            f"{steady.per_day:.2f} false alerts/day (target {TARGET_FALSE_ALERTS_PER_DAY:g}) "
+            f"{_mark(steady.passed)}"
+        )
+        for title in steady.alerts:
+            lines.append(f"  false alert: {title}")
+        views = steady.volume.mean_views()
+        lines.append(
+            "RUM views per step-window (mean / min over the day): "
+            + ", ".join(f"{k} {v:g}/{steady.volume.min_views[k]}" for k, v in views.items())
+        )
     lines.append(f"overall: {_mark(report.passed)} in {report.seconds:.0f} s")
     return "\n".join(lines)
+
+
+def _row(label: str, s: ScenarioResult) -> str:
+    detect = f"{s.detect_windows} {_mark(s.detect_ok)}" if s.detected else "missed FAIL"
+    return (
+        f"{label:<20} {detect:<16} "
+        f"{_cell(s.got.scope, s.expected.scope, s.scope_ok):<24} "
+        f"{_cell(s.got.step, s.expected.step, s.step_ok):<26} "
+        f"{_cell(s.got.dependency, s.expected.dependency, s.dependency_ok):<32} "
+        f"{_cell(s.got.segment, s.expected.segment, s.segment_ok):<26} "
+        f"{_incidents(s):<15} "
+        f"{(f'+{s.resolve_windows} win' if s.resolved else 'no'):<9} "
+        f"{_mark(s.passed)}"
+    )
+
+
+def _live_header(live: LiveResult) -> str:
+    c = live.config
+    return (
+        f"Live run (real time: throw-away Kafka + ClickHouse, the collector and worker "
+        f"processes): {c.scenario}, {c.window_s} s windows (grace {c.grace_s} s), "
+        f"{c.warmup_windows} warm-up windows, then {c.fault_windows} fault + "
+        f"{c.recovery_windows} recovery windows; {c.sessions_per_minute:g} sessions/min, "
+        f"probes every {c.window_s} s from {len(c.profile.probe_locations)} locations; "
+        f"detect = event-time windows, as above"
+    )
+
+
+def _live_lines(live: LiveResult) -> list[str]:
+    c = live.config
+    label = f"live:{live.scenario.name}"
+    if live.detect_s is None:
+        wall = "no alert of the journey consumed"
+    else:
+        wall = (
+            f"first alert consumed {live.detect_s:.1f} s after the injection "
+            f"({live.detect_wall_windows:.2f} windows), "
+            f"{live.alert_after_window_s:.1f} s after its window ended"
+        )
+    closes = "-"
+    if live.window_close_s_median is not None and live.window_close_s_max is not None:
+        closes = f"median {live.window_close_s_median:.1f} s, max {live.window_close_s_max:.1f} s"
+    lines = [
+        f"  {label} wall clock: {wall}; windows closed {closes} after their end",
+        f"  {label} warm-up: {c.warmup_windows} windows ({c.warmup_windows * c.window_s} s; "
+        f"the first {c.warmup_windows - c.armed_windows} teach the baselines, "
+        f"{c.armed_windows} judged against them): {len(live.false_alerts)} false alert(s) "
+        f"{_mark(live.warmup_passed)}",
+    ]
+    lines += [f"    false alert: {title}" for title in live.false_alerts]
+    lines.append(
+        f"  {label} traffic: {live.beacon_requests} beacon requests "
+        f"({live.rejected_requests} not accepted), {live.probe_results} probe results; "
+        f"send lag p99 {live.send_lag_ms_p99:.0f} ms, max {live.send_lag_ms_max:.0f} ms; "
+        f"alert events: {live.consumed_alert_events} consumed from Kafka, "
+        f"{live.stored_alert_events} stored in ClickHouse; {live.seconds:.0f} s in all"
+    )
+    return lines
 
 
 def _cell(got: str | None, want: str | None, ok: bool) -> str:

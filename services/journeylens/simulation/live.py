@@ -45,6 +45,8 @@ NAV_KEYS = (
     "dom_interactive", "dom_content_loaded", "load_event", "duration",
 )  # fmt: skip
 WEB_VITALS_SHARE = 0.2
+CARRIES_STEP = frozenset({"web_vital", "error", "api_error", "conversion"})
+"""Items the agent (sdk/browser) tags with the page's last step marker."""
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,10 @@ def beacon_for_page(events: Sequence[dict[str, Any]], *, with_vitals: bool = Tru
     first = events[0]
     context = first.get("context") or {}
     items: list[dict[str, Any]] = []
+    marker: str | None = None
     for event in events:
-        items.extend(_items(event, with_vitals))
+        marker = event.get("step_event") or marker
+        items.extend(_items(event, with_vitals, marker))
     beacon = {
         "v": 1,
         "sid": first["session_id"],
@@ -81,7 +85,18 @@ def beacon_for_page(events: Sequence[dict[str, Any]], *, with_vitals: bool = Tru
     return orjson.dumps(beacon)
 
 
-def _items(event: dict[str, Any], with_vitals: bool) -> list[dict[str, Any]]:
+def _items(event: dict[str, Any], with_vitals: bool, marker: str | None) -> list[dict[str, Any]]:
+    """The beacon items of one event. As the agent does, errors, failed calls and conversions
+    after a step marker of the page carry that ``step``; views are matched by their URL."""
+    items = _event_items(event, with_vitals)
+    if marker:
+        for item in items:
+            if item["type"] in CARRIES_STEP:
+                item["step"] = marker
+    return items
+
+
+def _event_items(event: dict[str, Any], with_vitals: bool) -> list[dict[str, Any]]:
     ts = _epoch_ms(event["timestamp"])
     kind = event["kind"]
     items: list[dict[str, Any]] = []
@@ -197,63 +212,29 @@ def faults_from_rules(rules: dict[str, list[dict[str, Any]]], now: float) -> lis
     return faults
 
 
-class LiveSimulator:
-    def __init__(
-        self, catalog: Catalog, target: LiveTarget, sessions_per_minute: float, seed: int
-    ) -> None:
-        profile = TrafficProfile(peak_sessions_per_minute=sessions_per_minute)
-        self.model = TrafficModel(catalog, profile, seed=seed)
+def pages_in_order(events: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The events grouped by page (one beacon each), in the order the pages were shown."""
+    pages: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        pages[event["page_id"]].append(event)
+    return sorted(pages.values(), key=lambda page: page[0]["timestamp"])
+
+
+def page_due(page: Sequence[dict[str, Any]]) -> float:
+    """When the page's beacon leaves the browser (epoch seconds): when the page was shown."""
+    return _epoch_ms(page[0]["timestamp"]) / 1000
+
+
+class BeaconSender:
+    """Sends the beacons of one page to the collector's real endpoints, as a browser would."""
+
+    def __init__(self, target: LiveTarget, rng: random.Random) -> None:
         self.target = target
-        self.rng = random.Random(seed)  # noqa: S311 - traffic shaping, not secrets
+        self.rng = rng
         self.sent = 0
         self.rejected = 0
 
-    async def run(self, stop: asyncio.Event) -> None:
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            minute = int(time.time() // 60 * 60)
-            while not stop.is_set():
-                self.model.faults = faults_from_rules(await self._rules(client), minute)
-                events, _probe_results = self.model.minute(minute)  # real probes run for real
-                await self._send_minute(client, events, minute, stop)
-                minute += 60
-
-    async def _rules(self, client: httpx.AsyncClient) -> dict[str, list[dict[str, Any]]]:
-        rules: dict[str, list[dict[str, Any]]] = {}
-        for service, base in self.target.shop_services.items():
-            try:
-                response = await client.get(base + ADMIN_PATH)
-                body = response.json()
-                rules[service] = body.get("faults", []) if isinstance(body, dict) else []
-            except (httpx.HTTPError, ValueError):
-                rules[service] = []
-        return rules
-
-    async def _send_minute(
-        self,
-        client: httpx.AsyncClient,
-        events: list[dict[str, Any]],
-        minute: int,
-        stop: asyncio.Event,
-    ) -> None:
-        pages: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for event in events:
-            pages[event["page_id"]].append(event)
-        ordered = sorted(pages.values(), key=lambda page: page[0]["timestamp"])
-        for page in ordered:
-            due = _epoch_ms(page[0]["timestamp"]) / 1000
-            delay = due - time.time()
-            if delay > 0:
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                    return
-                except TimeoutError:
-                    pass
-            await self._send_page(client, page)
-        log.info(
-            "minute %d: %d pages sent (%d rejected so far)", minute, len(ordered), self.rejected
-        )
-
-    async def _send_page(self, client: httpx.AsyncClient, page: list[dict[str, Any]]) -> None:
+    async def send_page(self, client: httpx.AsyncClient, page: list[dict[str, Any]]) -> None:
         first = page[0]
         headers = {
             "User-Agent": first.get("user_agent") or "Mozilla/5.0",
@@ -289,3 +270,63 @@ class LiveSimulator:
         else:
             self.rejected += 1
             log.warning("collector answered %s: %s", response.status_code, response.text[:200])
+
+
+class LiveSimulator:
+    def __init__(
+        self, catalog: Catalog, target: LiveTarget, sessions_per_minute: float, seed: int
+    ) -> None:
+        profile = TrafficProfile(peak_sessions_per_minute=sessions_per_minute)
+        self.model = TrafficModel(catalog, profile, seed=seed)
+        self.target = target
+        self.rng = random.Random(seed)  # noqa: S311 - traffic shaping, not secrets
+        self.sender = BeaconSender(target, self.rng)
+
+    @property
+    def sent(self) -> int:
+        return self.sender.sent
+
+    @property
+    def rejected(self) -> int:
+        return self.sender.rejected
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            minute = int(time.time() // 60 * 60)
+            while not stop.is_set():
+                self.model.faults = faults_from_rules(await self._rules(client), minute)
+                events, _probe_results = self.model.minute(minute)  # real probes run for real
+                await self._send_minute(client, events, minute, stop)
+                minute += 60
+
+    async def _rules(self, client: httpx.AsyncClient) -> dict[str, list[dict[str, Any]]]:
+        rules: dict[str, list[dict[str, Any]]] = {}
+        for service, base in self.target.shop_services.items():
+            try:
+                response = await client.get(base + ADMIN_PATH)
+                body = response.json()
+                rules[service] = body.get("faults", []) if isinstance(body, dict) else []
+            except (httpx.HTTPError, ValueError):
+                rules[service] = []
+        return rules
+
+    async def _send_minute(
+        self,
+        client: httpx.AsyncClient,
+        events: list[dict[str, Any]],
+        minute: int,
+        stop: asyncio.Event,
+    ) -> None:
+        ordered = pages_in_order(events)
+        for page in ordered:
+            delay = page_due(page) - time.time()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                    return
+                except TimeoutError:
+                    pass
+            await self.sender.send_page(client, page)
+        log.info(
+            "minute %d: %d pages sent (%d rejected so far)", minute, len(ordered), self.rejected
+        )

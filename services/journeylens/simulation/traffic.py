@@ -485,6 +485,10 @@ class TrafficProfile:
     api_error_rate: float = 0.002
     request_failure_rate: float = 0.0008
     probe_error_rate: float = 0.002
+    probe_interval_s: float | None = None
+    """Every probed journey's interval, replacing the catalog's (None: the catalog's). The live
+    benchmark's short windows need a probe run per window, as a minute window has with the
+    catalog's 60 s."""
 
     def sessions_per_minute(self, at: float) -> float:
         hour = (at % 86400) / 3600.0
@@ -529,7 +533,8 @@ def iso_ms(at: float) -> str:
 class TrafficModel:
     """Generates one minute of RUM events and probe results at a time, in event-time order.
 
-    ``minute(start)`` must be called for consecutive minutes; sessions that started earlier go
+    ``minute(start)`` must be called for consecutive minutes (or ``span`` for consecutive
+    shorter steps, as the live benchmark does); sessions that started earlier go
     on page by page (their next page is due at a later time), so a fault starting at ``t``
     affects every page shown from ``t`` on. :meth:`fork` copies the whole state (random
     generator included) so runs with different faults can continue the same history.
@@ -575,11 +580,18 @@ class TrafficModel:
 
     def minute(self, start: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(RUM events, probe results) with event times in ``[start, start + 60)``."""
-        end = start + 60.0
+        return self.span(start, 60.0)
+
+    def span(
+        self, start: float, seconds: float
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(RUM events, probe results) with event times in ``[start, start + seconds)``; spans
+        must follow each other (``span(t, 60)`` is ``minute(t)``, draw for draw)."""
+        end = start + seconds
         rng = self.rng
-        arrivals = _poisson(rng, self.profile.sessions_per_minute(start))
+        arrivals = _poisson(rng, self.profile.sessions_per_minute(start) * (seconds / 60.0))
         for _ in range(arrivals):
-            at = start + rng.random() * 60.0
+            at = start + rng.random() * seconds
             self._schedule(at, self._new_session(at))
         events: list[dict[str, Any]] = []
         due = self._due
@@ -853,7 +865,7 @@ class TrafficModel:
         results: list[dict[str, Any]] = []
         for journey in self._probed:
             assert journey.probe is not None
-            interval = journey.probe.interval_s
+            interval = self.profile.probe_interval_s or journey.probe.interval_s
             for i, location in enumerate(self.profile.probe_locations):
                 # each location runs at its own offset within the interval
                 offset = (7.0 + 13.0 * i + 3.0 * len(journey.id)) % interval
