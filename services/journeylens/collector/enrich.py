@@ -335,19 +335,31 @@ class Enricher:
         (context, user agent) pair is replaced by one new enriched ``Context``.
         """
         contexts: dict[tuple[int, str | None], Context] = {}
+        providers: dict[str, str | None] = {}  # per request: a batch repeats its hosts
         match, provider = self.matcher.match, self.matcher.provider
+        scrub = self.scrubber.scrub
         for event in events:
             self._client(event, ctx, contexts)
-            self._page(event)
             # Plain attribute writes: these values are valid by construction, and pydantic's
             # __setattr__ costs about a microsecond each on the hot path.
             fields = event.__dict__
-            matched = match(fields["app"], fields["path"], fields["step_event"])
+            url = fields["url"] = scrub(fields["url"])
+            path = fields["path"]
+            if not path or path == "/" or "?" in path or "#" in path:
+                path = fields["path"] = path_of(url) if url else "/"
+            if fields["api_errors"] or fields["errors"]:
+                self._page_errors(event)
+            matched = match(fields["app"], path, fields["step_event"])
             fields["journey"] = matched.journey
             fields["step"] = matched.step
             for dependency in fields["dependencies"]:
-                if dependency.provider is None:
-                    dependency.__dict__["provider"] = provider(dependency.host)
+                timing = dependency.__dict__
+                if timing["provider"] is None:
+                    host = timing["host"]
+                    if host in providers:
+                        timing["provider"] = providers[host]
+                    else:
+                        timing["provider"] = providers[host] = provider(host)
 
     def _client(
         self,
@@ -400,13 +412,8 @@ class Enricher:
             country=country,
         )
 
-    def _page(self, event: RumEvent) -> None:
+    def _page_errors(self, event: RumEvent) -> None:
         scrub = self.scrubber.scrub
-        fields = event.__dict__
-        url = fields["url"] = scrub(fields["url"])
-        path = fields["path"]
-        if not path or path == "/" or "?" in path or "#" in path:
-            fields["path"] = path_of(url) if url else "/"
         for api_error in event.api_errors:
             api_error.url = scrub(api_error.url)
         for error in event.errors:

@@ -5,8 +5,11 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from journeylens.collector.formats.base import MalformedBody, RequestMeta
+from journeylens.collector.formats._common import DependencyGroups
+from journeylens.collector.formats.base import MalformedBody, RequestMeta, stable_id
 from journeylens.collector.formats.journeylens import BeaconBatch, parse
+from journeylens.collector.sink import encode
+from journeylens.contracts.common import WebVitals
 from journeylens.contracts.rum_beacons_v1 import EventKind, RumEvent
 
 META = RequestMeta(
@@ -192,3 +195,83 @@ def test_items_after_a_step_marker_carry_that_step() -> None:
     ]
     bad = parse(beacon({"type": "error", "message": "x", "step": 3}), META)
     assert not bad.events and bad.rejected[0].reason == "'step' must be a non-empty string"
+
+
+# ----------------------------------------------------------------- fast paths (same outputs)
+
+
+def _grouped_reference(entries: list[dict[str, object]]) -> list[dict[str, object]]:
+    """What `DependencyGroups` gives for the agent's entries (the parser's fast path skips it)."""
+    groups = DependencyGroups()
+    for entry in entries:
+        total = float(entry.get("dur", 0) or 0)  # type: ignore[arg-type]
+        longest = entry.get("max")
+        n = entry["n"]
+        assert isinstance(n, int)
+        groups.add(
+            str(entry["host"]).lower(),
+            requests=n,
+            failures=int(entry.get("fail", 0)),  # type: ignore[call-overload]
+            total_ms=total,
+            max_ms=total / n if longest is None else float(longest),  # type: ignore[arg-type]
+            transfer_bytes=int(entry.get("bytes", 0)),  # type: ignore[call-overload]
+        )
+    return [timing.model_dump(mode="json") for timing in groups.result()]
+
+
+@pytest.mark.parametrize(
+    "res",
+    [
+        [{"host": "b.test", "n": 2, "dur": 10.25, "max": 7.0}, {"host": "A.test", "n": 1}],
+        [{"host": "a.test", "n": 3, "dur": 1.23456, "fail": 1, "bytes": 10}],
+        [{"host": "a.test", "n": 1, "dur": -0.0, "max": -0.0}, {"host": "c.test", "n": 1}],
+        [{"host": "a.test", "n": 2, "dur": 10, "max": 9}, {"host": "b.test", "n": 1, "dur": 0}],
+        [  # a host twice: summed
+            {"host": "a.test", "n": 2, "dur": 10.0, "max": 6.0},
+            {"host": "b.test", "n": 1, "dur": 1.0},
+            {"host": "A.test", "n": 1, "dur": 8.5, "fail": 1, "bytes": 7},
+        ],
+        [{"host": "x.test:8443", "n": 7, "dur": 100.0004, "max": 33.3336}],
+    ],
+)
+def test_dependencies_match_dependency_groups(res: list[dict[str, object]]) -> None:
+    result = parse(beacon({"type": "page_view", "res": res}), META)
+    assert not result.rejected
+    dumped = [d.model_dump(mode="json") for d in result.events[0].dependencies]
+    assert dumped == _grouped_reference(res)
+    assert orjson.dumps(dumped) == orjson.dumps(_grouped_reference(res))  # -0.0 vs 0.0 too
+
+
+@pytest.mark.parametrize(
+    "ts", [None, NOW_MS - 5, float(NOW_MS - 5), NOW_MS - 5.25, "1795600799000"]
+)
+def test_event_ids_hash_the_documented_parts(ts: object) -> None:
+    item: dict[str, object] = {"type": "page_view", "pid": "p9", "url": "https://x.test/b"}
+    step: dict[str, object] = {"type": "step", "name": "checkout:pay"}
+    if ts is not None:
+        item["ts"] = step["ts"] = ts
+    events = parse(beacon(item, step, item), META).events
+    number = None if ts is None else float(ts)  # type: ignore[arg-type]
+    view_id = stable_id(
+        "journeylens", "demo-shop", "s1", "p9", "page_view", number, "https://x.test/b"
+    )
+    step_id = stable_id("journeylens", "demo-shop", "s1", "p1", "step", number, "checkout:pay")
+    assert [e.event_id for e in events] == [view_id, step_id, view_id]
+
+
+def test_vitals_and_navigation_keep_field_order_and_fields_set() -> None:
+    item = {
+        "type": "page_view",
+        "vitals": {"ttfb": 80, "lcp": 1200.5, "inp": None},
+        "nav": {"duration": 900, "dns": 1.5, "bogus": 3},
+    }
+    event = parse(beacon(item), META).events[0]
+    assert list(event.vitals.model_dump()) == list(WebVitals.model_fields)
+    assert event.vitals.model_fields_set == {"ttfb_ms", "lcp_ms"}
+    assert event.vitals.ttfb_ms == 80.0 and type(event.vitals.ttfb_ms) is float
+    assert event.navigation is not None
+    assert event.navigation.model_fields_set == {"duration_ms", "dns_ms"}
+    assert encode(event) == orjson.dumps(event.model_dump(mode="json"))
+    empty = parse(beacon({"type": "page_view", "vitals": {}, "nav": {"dns": None}}), META)
+    assert empty.events[0].navigation is None
+    assert empty.events[0].vitals == WebVitals()

@@ -51,7 +51,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from hashlib import blake2b
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,8 +62,8 @@ from journeylens.collector.formats.base import (
     ParseResult,
     Rejected,
     RequestMeta,
-    stable_id,
 )
+from journeylens.contracts.common import WebVitals
 from journeylens.contracts.rum_beacons_v1 import (
     DependencyTiming,
     EventKind,
@@ -207,7 +208,10 @@ class _BadItem(ValueError):
 class _Batch:
     """The envelope, checked once per request, and what its events share."""
 
-    __slots__ = ("sid", "pid", "url", "ts", "nt", "meta", "events", "_raw_ts", "_when")
+    __slots__ = (
+        "sid", "pid", "url", "ts", "nt", "meta", "events", "id_prefix", "_raw_ts", "_when",
+        "_id_ts", "_id_ts_text",
+    )  # fmt: skip
 
     def __init__(self, doc: Mapping[str, Any], meta: RequestMeta) -> None:
         if doc.get("v") != 1:
@@ -236,6 +240,21 @@ class _Batch:
         )
         self._raw_ts: object = None
         self._when = c.event_time(self.ts, meta)
+        self.id_prefix = _SEP.join((SOURCE, meta.app, sid, ""))
+        self._id_ts: object = None
+        self._id_ts_text = ""
+
+    def item_id(self, pid: str, kind: EventKind, ts: object, key: object) -> str:
+        """``stable_id(SOURCE, app, sid, pid, kind, c.number(ts), key)``, the shared leading
+        parts joined once per request."""
+        if type(ts) is float and ts == self._id_ts and ts > 0:  # items often share a time
+            ts_text = self._id_ts_text
+        else:
+            number = c.number(ts)
+            ts_text = "" if number is None else repr(number)
+            self._id_ts, self._id_ts_text = ts, ts_text
+        text = _SEP.join((pid, kind, ts_text, "" if key is None else str(key)))
+        return blake2b((self.id_prefix + text).encode(), digest_size=16).hexdigest()
 
     def when(self, ts: object) -> datetime:
         """The clamped event time of an item's ``ts`` (items of a batch often share one)."""
@@ -282,21 +301,6 @@ def _opt_text(item: Mapping[str, Any], key: str, limit: int = 256) -> str | None
     return value
 
 
-def _ms_fields(item: Mapping[str, Any], key: str, names: Mapping[str, str]) -> dict[str, float]:
-    """The known numbers of the object ``item[key]``, under their contract field names."""
-    raw = item.get(key)
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise _BadItem(f"'{key}' must be an object")
-    fields: dict[str, float] = {}
-    for name, value in raw.items():
-        field = names.get(name)
-        if field is not None and value is not None:
-            fields[field] = _ms(value, name)
-    return fields
-
-
 def _count(value: object) -> int | None:
     """An integer count (JSON integers directly; other numbers through `c.integer`)."""
     if type(value) is int and -_MAX_INT <= value <= _MAX_INT:
@@ -305,6 +309,7 @@ def _count(value: object) -> int | None:
 
 
 _INF = float("inf")
+_SEP = "\x1f"
 _MAX_INT = 2**53
 _NAV_KEYS = {
     "redirect": "redirect_ms",
@@ -322,50 +327,113 @@ _VITAL_KEYS = {"lcp": "lcp_ms", "inp": "inp_ms", "cls": "cls", "fcp": "fcp_ms", 
 
 
 def _dependencies(raw: object) -> list[DependencyTiming]:
+    """The agent's per-host resource timings (one entry per host: built directly)."""
     if raw is None:
         return []
     if not isinstance(raw, list):
         raise _BadItem("'res' must be an array")
+    hosts: list[str] = []
+    timings: list[DependencyTiming] = []
+    for entry in raw:
+        host, n, fail, total, longest, size = _host_timing(entry)
+        hosts.append(host)
+        timings.append(c.dependency(host, n, fail, total, longest, size))
+    if len(hosts) > 1:
+        if len(set(hosts)) != len(hosts):
+            return _grouped(raw)
+        if hosts != sorted(hosts):
+            timings = [timing for _, timing in sorted(zip(hosts, timings, strict=True), key=_first)]
+    return timings
+
+
+def _first(pair: tuple[str, DependencyTiming]) -> str:
+    return pair[0]
+
+
+def _grouped(raw: list[Any]) -> list[DependencyTiming]:
+    """Entries naming a host more than once, summed per host."""
     groups = c.DependencyGroups()
     for entry in raw:
-        if not isinstance(entry, dict):
-            raise _BadItem("'res' entries must be objects")
-        host = _req_text(entry, "host")
-        n = _count(entry.get("n"))
-        fail = _count(entry.get("fail", 0))
-        size = _count(entry.get("bytes", 0))
-        if n is None or n < 1 or fail is None or not 0 <= fail <= n or size is None or size < 0:
-            raise _BadItem("'res' entry needs n >= 1, 0 <= fail <= n, bytes >= 0")
-        total = _opt_ms(entry, "dur") or 0.0
-        longest = _opt_ms(entry, "max")
+        host, n, fail, total, longest, size = _host_timing(entry)
         groups.add(
-            host.lower(),
-            requests=n,
-            failures=fail,
-            total_ms=total,
-            max_ms=longest if longest is not None else total / n,
-            transfer_bytes=size,
+            host, requests=n, failures=fail, total_ms=total, max_ms=longest, transfer_bytes=size
         )
     return groups.result()
 
 
+def _host_timing(entry: object) -> tuple[str, int, int, float, float, int]:
+    """One checked ``res`` entry: (host, requests, failures, total ms, max ms, bytes)."""
+    if not isinstance(entry, dict):
+        raise _BadItem("'res' entries must be objects")
+    host = entry.get("host")
+    if type(host) is not str or not host:
+        raise _BadItem("'host' must be a non-empty string")
+    n, fail, size = entry.get("n"), entry.get("fail", 0), entry.get("bytes", 0)
+    if not (
+        type(n) is int
+        and type(fail) is int
+        and type(size) is int
+        and 0 <= fail <= n <= _MAX_INT
+        and n >= 1
+        and 0 <= size <= _MAX_INT
+    ):
+        n, fail, size = _count(n), _count(fail), _count(size)
+        if n is None or n < 1 or fail is None or not 0 <= fail <= n or size is None or size < 0:
+            raise _BadItem("'res' entry needs n >= 1, 0 <= fail <= n, bytes >= 0")
+    total = entry.get("dur")
+    if not (type(total) is float and 0.0 < total < _INF):
+        total = (0.0 if total is None else _ms(total, "dur")) or 0.0
+    longest = entry.get("max")
+    if longest is None:
+        longest = total / n
+    elif not (type(longest) is float and 0.0 < longest < _INF):
+        longest = _ms(longest, "max") or 0.0  # -0.0 as 0.0, as DependencyGroups gives
+    return host[:256].lower(), n, fail, total, longest, size
+
+
 def _view(item: Mapping[str, Any], batch: _Batch, when: datetime, kind: EventKind) -> RumEvent:
-    vitals = _ms_fields(item, "vitals", _VITAL_KEYS)
-    nav = _ms_fields(item, "nav", _NAV_KEYS)
+    vitals = _parts(item, "vitals", _VITAL_KEYS, WebVitals)
+    nav = _parts(item, "nav", _NAV_KEYS, NavigationTiming)
     url = c.url_text(item.get("url")) or batch.url
     pid = _opt_text(item, "pid") or batch.pid
     default_nt = "soft-navigation" if kind is EventKind.SOFT_NAVIGATION else batch.nt
-    return batch.events.event(
-        stable_id(SOURCE, batch.meta.app, batch.sid, pid, kind, c.number(item.get("ts")), url),
+    return batch.events.view(
+        batch.item_id(pid, kind, item.get("ts"), url),
         kind,
         when,
-        vitals=c.make_vitals(vitals),
+        vitals=vitals if vitals is not None else c.construct(WebVitals),
         dependencies=_dependencies(item.get("res")),
         page_id=pid,
         url=url,
         navigation_type=_opt_text(item, "nt", 32) or default_nt,
-        navigation=c.construct(NavigationTiming, **nav) if nav else None,
+        navigation=nav,
     )
+
+
+_Part = TypeVar("_Part", WebVitals, NavigationTiming)
+
+
+def _parts(
+    item: Mapping[str, Any], key: str, names: Mapping[str, str], model: type[_Part]
+) -> _Part | None:
+    """``construct(model, **fields)`` of the known numbers of the object ``item[key]`` under
+    their contract field names, or ``None`` when it has none."""
+    raw = item.get(key)
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _BadItem(f"'{key}' must be an object")
+    fields = c.defaults(model)
+    given: set[str] = set()
+    for name, value in raw.items():
+        field = names.get(name)
+        if field is not None and value is not None:
+            if type(value) is float and 0.0 <= value < _INF:
+                fields[field] = value
+            else:
+                fields[field] = _ms(value, name)
+            given.add(field)
+    return c.instantiate(model, fields, given) if given else None
 
 
 def _event(
@@ -379,9 +447,7 @@ def _event(
     if kind is not EventKind.STEP and item.get("step") is not None:
         fields["step_event"] = _req_text(item, "step")  # the page's last step marker
     return batch.events.event(
-        stable_id(
-            SOURCE, batch.meta.app, batch.sid, batch.pid, kind, c.number(item.get("ts")), key
-        ),
+        batch.item_id(batch.pid, kind, item.get("ts"), key),
         kind,
         when,
         **fields,
