@@ -8,9 +8,30 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from tests.fixtures.clickhouse import RunningClickHouse
-from tests.integration.api_support import Seeded, auth, iso, make_app, seed
+from tests.integration.api_support import (
+    Seeded,
+    aggregates,
+    auth,
+    insert,
+    iso,
+    make_app,
+    seed,
+)
 
+from journeylens.api.bench import WARM_UP
+from journeylens.api.db import Database
+from journeylens.api.metrics import CHART_METRICS, METRICS
 from journeylens.api.models import Timeseries
+from journeylens.api.params import sql_time
+from journeylens.api.queries import (
+    _series_sql,
+    as_utc,
+    ceil_to,
+    clean,
+    floor_to,
+    metrics_together,
+    series_source,
+)
 from journeylens.storage.client import Client
 
 pytestmark = pytest.mark.clickhouse
@@ -345,3 +366,131 @@ def test_ranges_within_the_same_minutes_give_the_same_points(
         points[resolution] = [p["value"] for p in b["points"]]
     assert points["1m"] == [2000.0 + 100 * i for i in range(5)]
     assert len(points["5m"]) == 1
+
+
+def test_charted_metrics_answered_together_give_each_metric_s_own_numbers(
+    clickhouse_server: RunningClickHouse, clickhouse_client: Client, seeded: Seeded
+) -> None:
+    """The journey page's metrics of one source come from one query (one cache entry); every
+    one of them has exactly the points of its own single-metric query, at every resolution
+    that reads window rows, whole population and segment."""
+    app = make_app(clickhouse_server.target_for(clickhouse_client.database))
+    reader = app.state.api_context.reader
+    seconds = {"1m": 60, "5m": 300, "1h": 3600}
+    cases = (
+        ("1m", "all", "all", seeded.base, seeded.at),
+        ("5m", "all", "all", seeded.base - timedelta(seconds=20), seeded.at),
+        ("5m", "country", "DE", seeded.base, seeded.at),
+        ("1h", "all", "all", seeded.base - timedelta(days=3), seeded.at),
+        ("1h", "country", "DE", seeded.base, seeded.at),
+    )
+    with TestClient(app) as api:
+        for resolution, dimension, value, start, end in cases:
+            misses = reader.cache.stats().misses
+            for name in CHART_METRICS:
+                body = get(
+                    api,
+                    "/api/v1/journeys/checkout/timeseries",
+                    metric=name,
+                    resolution=resolution,
+                    segment_dimension=dimension,
+                    segment_value=value,
+                    **{"from": iso(start), "to": iso(end)},
+                )
+                metric = METRICS[name]
+                source = series_source(metric, dimension, resolution)
+                assert body["source"] == source
+                # the same metric alone, straight from ClickHouse, with the API's bounds
+                if resolution == "1h":
+                    bounds = floor_to(start, 3600), ceil_to(end, 3600)
+                else:
+                    bounds = ceil_to(start, 60), ceil_to(end, 60)
+                alone = reader.db.rows(
+                    _series_sql(source, (metric,)),
+                    {
+                        "journeys": ["checkout"],
+                        "step": "_journey",
+                        "dimension": dimension,
+                        "segment": value,
+                        "seconds": seconds[resolution],
+                        "from": sql_time(bounds[0]),
+                        "to": sql_time(bounds[1]),
+                    },
+                )
+                points = [p["value"] for p in body["points"]]
+                assert points == [clean(row["v0"]) for row in alone], (name, resolution, value)
+                if dimension == "all" and not source.startswith("rum_vitals"):
+                    assert points and all(v is not None for v in points), (name, resolution)
+            # one query for every window-row metric, one per t-digest metric (hourly vitals)
+            digests = sum(
+                series_source(METRICS[n], dimension, resolution).startswith("rum_vitals")
+                for n in CHART_METRICS
+            )
+            assert reader.cache.stats().misses - misses == 1 + digests, (resolution, value)
+            together = metrics_together(METRICS["rum.error_rate"], dimension, resolution)
+            assert len(together) == len(CHART_METRICS) - digests
+        # known numbers through the shared query: 5-minute error rates (replay counted once)
+        body = get(
+            api,
+            "/api/v1/journeys/checkout/timeseries",
+            metric="rum.error_rate",
+            resolution="5m",
+            **hour_range(seeded),
+        )
+        assert [p["value"] for p in body["points"]] == [0.02, 0.07]
+
+
+def test_the_bench_warm_up_touches_neither_clickhouse_nor_the_answer_cache(
+    api: TestClient,
+) -> None:
+    reader = api.app.state.api_context.reader  # type: ignore[attr-defined]
+    before = reader.cache.stats()
+    path, params = WARM_UP
+    response = api.get(path, params=params, headers=auth())
+    assert response.status_code == 404
+    assert reader.cache.stats() == before
+
+
+def test_one_query_for_several_journeys_gives_each_journey_its_own_numbers(
+    clickhouse_client: Client, seeded: Seeded
+) -> None:
+    """Concurrent misses of one shape share a query (journey IN ...): each journey's points are
+    those of its own query, a journey without rows gets none, whichever source is read."""
+    other = []
+    for row in aggregates(seeded.base):
+        if row["step"] == "_journey" and row["segment_dimension"] == "all":
+            other.append(
+                {**row, "journey": "zz-batch", "aggregate_id": "zz-" + row["aggregate_id"]}
+            )
+    insert(clickhouse_client, "journey_aggregates", other)
+    database = Database(lambda: clickhouse_client)
+    journeys = ["checkout", "zz-batch", "nobody"]
+    for resolution, source, start, end in (
+        ("1m", "journey_aggregates", seeded.base, seeded.at),
+        ("5m", "journey_window_counters", seeded.base, seeded.at),
+        ("1h", "journey_window_counters", seeded.base - timedelta(days=1), seeded.at),
+        ("1d", "journey_rollup_daily", seeded.base - timedelta(days=3), seeded.at),
+    ):
+        metrics = metrics_together(METRICS["rum.error_rate"], "all", resolution)
+        seconds = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}[resolution]
+        params = {
+            "step": "_journey",
+            "dimension": "all",
+            "segment": "all",
+            "seconds": seconds,
+            "from": sql_time(floor_to(start, seconds)),
+            "to": sql_time(ceil_to(end, seconds)),
+        }
+        sql = _series_sql(source, metrics)
+        together = database.rows(sql, {**params, "journeys": journeys})
+        for journey in journeys:
+            alone = database.rows(sql, {**params, "journeys": [journey]})
+            assert [r for r in together if r["journey"] == journey] == alone, (resolution, journey)
+            assert bool(alone) == (journey != "nobody"), (resolution, journey)
+        if resolution == "5m":  # the same windows for both: 0+1+2+3+4 errors / 500 views
+            v = f"v{[m.name for m in metrics].index('rum.error_rate')}"
+            first = [r for r in together if as_utc(r["t"]) == start]
+            assert {r["journey"]: r[v] for r in first} == {
+                "checkout": pytest.approx(0.02),
+                "zz-batch": pytest.approx(0.02),
+            }

@@ -101,3 +101,30 @@ def test_bounds_are_quantized_to_whole_minutes_and_buckets() -> None:
     on = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     assert ceil_to(on, 60) == on == floor_to(on, 86400 // 24)
     assert floor_to(t, 86400) == datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def test_fresh_answers_without_running_or_waiting_for_a_query() -> None:
+    clock = FakeClock()
+    cache = ResultCache(ttl_s=5.0, clock=clock)
+    assert cache.fresh("k") == (False, None)
+    cache.get("k", lambda: "answer")
+    assert cache.fresh("k") == (True, "answer")
+    clock.now += 5.0
+    assert cache.fresh("k") == (False, None)
+    assert ResultCache(ttl_s=0).fresh("k") == (False, None)
+
+
+async def test_get_async_answers_on_the_loop_and_queries_in_a_thread() -> None:
+    cache = ResultCache(ttl_s=60)
+    loop_thread = threading.get_ident()
+    ran_in: list[int] = []
+
+    def compute() -> str:
+        ran_in.append(threading.get_ident())
+        return "answer"
+
+    assert await cache.get_async("k", compute) == "answer"
+    assert await cache.get_async("k", compute) == "answer"
+    assert len(ran_in) == 1 and ran_in[0] != loop_thread
+    stats = cache.stats()
+    assert (stats.hits, stats.misses) == (1, 1)

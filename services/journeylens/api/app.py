@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
@@ -14,7 +16,7 @@ from journeylens import __version__
 from journeylens.api.auth import TokenVerifier, require_token
 from journeylens.api.cache import DEFAULT_TTL_S, ResultCache
 from journeylens.api.context import ApiContext
-from journeylens.api.db import ClientFactory, Database
+from journeylens.api.db import DEFAULT_MAX_CLIENTS, ClientFactory, Database
 from journeylens.api.problems import Problem, install_problem_handlers
 from journeylens.api.queries import Reader
 from journeylens.api.routes import alerts, anomalies, dashboard, incidents, journeys
@@ -23,6 +25,7 @@ from journeylens.problems import PROBLEM_CONTENT_TYPE
 from journeylens.settings import ApiSettings
 from journeylens.storage.client import make_client
 
+LOG = logging.getLogger(__name__)
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "Parameters that make no sense"},
     401: {"model": Problem, "description": "Missing or unaccepted bearer token"},
@@ -37,22 +40,29 @@ def create_app(
     clickhouse: ClientFactory | str,
     catalog: Catalog,
     cache_ttl_s: float = DEFAULT_TTL_S,
+    max_queries: int = DEFAULT_MAX_CLIENTS,
 ) -> FastAPI:
     """The API and dashboard over one ClickHouse database.
 
     ``clickhouse`` is a DSN (``http://...`` or ``chdb://...``) or a factory of
-    clickhouse-connect clients (one is made per worker thread). Journey health and timeseries
+    clickhouse-connect clients (pooled, see `journeylens.api.db`). Journey health and timeseries
     answers are cached ``cache_ttl_s`` seconds (0: not at all), see `journeylens.api.cache`.
+    At most ``max_queries`` queries run at once (the size of the client pool, see
+    `journeylens.api.db`); the pool is filled at start-up.
     """
     factory: ClientFactory = (
         (lambda: make_client(clickhouse, create_database=False))
         if isinstance(clickhouse, str)
         else clickhouse
     )
-    database = Database(factory)
+    database = Database(factory, max_queries)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await anyio.to_thread.run_sync(database.fill)
+        except Exception as exc:  # ClickHouse may come up later: clients are made lazily then
+            LOG.warning("could not connect to ClickHouse at start-up: %s", exc)
         try:
             yield
         finally:

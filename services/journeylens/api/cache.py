@@ -21,6 +21,10 @@ Correctness rules (the callers in `journeylens.api.queries` follow them):
 - At most ``max_entries`` keys, least recently used out first.
 
 ``ttl_s = 0`` disables caching (every call runs its query).
+
+`ResultCache.get_async` is the same for ``async`` routes: a fresh answer is returned on the event
+loop (no thread hop, which under load costs more than the lookup itself); only a miss goes to a
+worker thread, where it runs (or waits for) the query as `ResultCache.get` does.
 """
 
 from __future__ import annotations
@@ -32,9 +36,14 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+import anyio.to_thread
+
 T = TypeVar("T")
 DEFAULT_TTL_S = 5.0
-DEFAULT_MAX_ENTRIES = 512  # a 30-day series is ~40 kB with its encoding: ~20 MB at most
+# An entry is one query's answer: a 30-day timeseries query (up to 720 hourly buckets of up to
+# 8 metrics, with the series asked for and their JSON) holds ~0.2 MB: ~50 MB at most. An entry
+# is worth keeping for ttl_s only, and a few seconds see far fewer distinct keys than this.
+DEFAULT_MAX_ENTRIES = 256
 
 
 @dataclass
@@ -74,6 +83,26 @@ class ResultCache:
     @property
     def enabled(self) -> bool:
         return self.ttl_s > 0
+
+    def fresh(self, key: Hashable) -> tuple[bool, Any]:
+        """``(True, answer)`` when ``key`` holds an answer within its time-to-live, else
+        ``(False, None)``; never runs a query nor waits for one."""
+        if not self.enabled:
+            return False, None
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] <= self._clock():
+                return False, None
+            self._entries.move_to_end(key)
+            self._hits += 1
+            return True, entry[1]
+
+    async def get_async(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """`get` for the event loop: a fresh answer at once, else `get` in a worker thread."""
+        found, value = self.fresh(key)
+        if found:
+            return cast("T", value)
+        return await anyio.to_thread.run_sync(self.get, key, compute)
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
         """The cached answer for ``key``, or ``compute()`` (run once for concurrent callers)."""

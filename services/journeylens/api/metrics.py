@@ -176,6 +176,18 @@ def _build_metrics() -> dict[str, Metric]:
 
 METRICS = _build_metrics()
 METRIC_NAMES = tuple(sorted(METRICS))
+# The series the journey page charts side by side, all for one journey, step and range
+# (dashboard/app.js, CHARTS): the API answers those of one source with one query.
+CHART_METRICS = (
+    "rum.lcp_ms.p75",
+    "rum.inp_ms.p75",
+    "rum.cls.p75",
+    "rum.error_rate",
+    "rum.apdex",
+    "synthetic.availability",
+    "rum.page_views",
+    "funnel.completion_rate",
+)
 
 
 class Dimension(StrEnum):

@@ -11,27 +11,39 @@ at a time, see `journeylens.api.cache`). Their time bounds are quantized to what
 distinguish before they become both the SQL parameters and the cache key: windows are 1-minute
 tumbling windows starting on the minute (the contract), so ``window_start < 12:00:17`` and
 ``window_start < 12:01`` select the same windows; rollup buckets are whole hours or days.
+
+journey_rollup_hourly (0004) is not read: its keyed maxMap states make an hourly series over 30
+days cost ~100-140 ms per metric on the bench's data (1M aggregate rows), the same numbers from
+journey_window_counters ~14 ms (0005 says why). Its daily sibling is read beyond 60 days.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from array import array
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from journeylens.api.cache import ResultCache
+from journeylens.api.coalesce import Coalescer
 from journeylens.api.db import Database, Row, Settings
-from journeylens.api.metrics import METRICS, SUMS, Metric
+from journeylens.api.metrics import CHART_METRICS, METRICS, SUMS, Metric
 from journeylens.api.params import RESOLUTION_SECONDS, Pagination, Resolution, TimeRange, sql_time
 
 JOURNEY_LEVEL = "_journey"
 RANGE = "window_start >= {from:DateTime64(3, 'UTC')} AND window_start < {to:DateTime64(3, 'UTC')}"
 WINDOW_S = 60
 # Small, selective reads (one series, one day of windows): more threads than this only adds
-# contention when many requests run at once.
-SMALL_READ: Settings = {"max_threads": 2}
+# contention when many requests run at once. And no JIT compilation: ClickHouse compiles an
+# expression the 3rd time it sees it (min_count_to_compile_expression), inside that query; over
+# a few thousand rows that costs ~100 ms, several times the query, and saves nothing after.
+SMALL_READ: Settings = {
+    "max_threads": 2,
+    "compile_expressions": 0,
+    "compile_aggregate_expressions": 0,
+}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Point = tuple[datetime, float | None]
 
@@ -52,6 +64,28 @@ class Series:
         return self._encoded
 
 
+@dataclass(slots=True)
+class SeriesSet:
+    """The answer of one timeseries query as cached: the bucket times, the values of every
+    metric it computed (NaN: no value; 8 bytes a value, as most are never asked for) and the
+    `Series` of each metric a route asked for, made once."""
+
+    source: str
+    times: list[datetime]
+    values: dict[str, array[float]]
+    _series: dict[str, Series] = field(default_factory=dict)
+
+    def series(self, metric: str) -> Series:
+        made = self._series.get(metric)
+        if made is None:  # two threads may both make it: equal series, one is kept
+            points = [
+                (t, None if math.isnan(v) else v)
+                for t, v in zip(self.times, self.values[metric], strict=True)
+            ]
+            made = self._series.setdefault(metric, Series(self.source, points))
+        return made
+
+
 def clean(value: Any, digits: int = 6) -> float | None:
     """A float for JSON: None for NULL/NaN/inf, rounded to ``digits`` decimals."""
     if value is None:
@@ -60,6 +94,27 @@ def clean(value: Any, digits: int = 6) -> float | None:
     if math.isnan(number) or math.isinf(number):
         return None
     return round(number, digits)
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _series_set(source: str, names: Sequence[str], rows: Sequence[Row]) -> SeriesSet:
+    """The rows ``(t, v0, v1, ...)`` of one journey as the answer for metrics ``names``."""
+    values = {
+        name: array("d", (_or_nan(clean(row[f"v{i}"])) for row in rows))
+        for i, name in enumerate(names)
+    }
+    return SeriesSet(source, [as_utc(row["t"]) for row in rows], values)
+
+
+def _series_sets(source: str, names: Sequence[str], rows: Sequence[Row]) -> dict[str, SeriesSet]:
+    """Rows ordered by journey as the answer of each journey."""
+    by_journey: dict[str, list[Row]] = {}
+    for row in rows:
+        by_journey.setdefault(row["journey"], []).append(row)
+    return {journey: _series_set(source, names, of) for journey, of in by_journey.items()}
 
 
 def as_utc(value: datetime) -> datetime:
@@ -94,6 +149,8 @@ class Reader:
     def __init__(self, db: Database, cache: ResultCache | None = None) -> None:
         self.db = db
         self.cache = cache if cache is not None else ResultCache(ttl_s=0)
+        # timeseries misses of the same shape (all but the journey) share a query
+        self.batches: Coalescer[str, SeriesSet] = Coalescer()
 
     # ------------------------------------------------------------------ journey health
 
@@ -199,6 +256,7 @@ class Reader:
                 "limit": (page.limit + 1) if page else 10_000,
                 "offset": page.offset if page else 0,
             },
+            SMALL_READ,
         )
         return [_unprefixed(row) for row in rows]
 
@@ -241,7 +299,7 @@ class Reader:
 
     # ------------------------------------------------------------------------ timeseries
 
-    def timeseries(
+    async def timeseries(
         self,
         metric: Metric,
         journey: str,
@@ -251,12 +309,35 @@ class Reader:
         window: TimeRange,
         resolution: Resolution,
     ) -> Series:
-        """The metric's points at the resolution. Cached (see the module docstring).
+        """The metric's points at the resolution. Cached (see the module docstring): a cached
+        answer comes back on the event loop, a query runs in a worker thread."""
+        key, compute = self._timeseries_query(
+            metric, journey, step, dimension, segment, window, resolution
+        )
+        return (await self.cache.get_async(key, compute)).series(metric.name)
+
+    def _timeseries_query(
+        self,
+        metric: Metric,
+        journey: str,
+        step: str,
+        dimension: str,
+        segment: str,
+        window: TimeRange,
+        resolution: Resolution,
+    ) -> tuple[Hashable, Callable[[], SeriesSet]]:
+        """The cache key and the query of a timeseries.
 
         1-minute windows as emitted (journey_aggregates); 5-minute and hourly buckets of
         summed window counters (journey_window_counters, 0005), except whole-population Core
         Web Vitals quantiles by the hour (rum_vitals_hourly, true quantiles); days from the
         daily rollups (0004).
+
+        A metric the journey page charts (`CHART_METRICS`) is answered with the other charted
+        metrics of the same source: the page asks for them together, and over the same rows a
+        few more sums cost little next to a query each. The entry holds every one of them.
+        Misses of the same shape for different journeys at the same time share one query
+        (`journeylens.api.coalesce`); each journey keeps its own entry.
         """
         seconds = RESOLUTION_SECONDS[resolution]
         if resolution in ("1m", "5m"):
@@ -266,7 +347,6 @@ class Reader:
             # whole buckets: the one holding ``from`` up to the one holding ``to``
             start, end = floor_to(window.start, seconds), ceil_to(window.end, seconds)
         params: dict[str, Any] = {
-            "journey": journey,
             "step": step,
             "dimension": dimension,
             "segment": segment,
@@ -274,23 +354,24 @@ class Reader:
             "from": sql_time(start),
             "to": sql_time(end),
         }
-        if resolution == "1m":
-            source, sql = "journey_aggregates", _windows_sql(metric)
-        elif resolution == "1h" and metric.vital is not None and dimension == "all":
-            source, sql = "rum_vitals_hourly", _vitals_sql(metric, "hourly")
-        elif resolution in ("5m", "1h"):
-            source, sql = "journey_window_counters", _counters_sql(metric)
-        elif metric.vital is not None and dimension == "all":
-            source, sql = "rum_vitals_daily", _vitals_sql(metric, "daily")
-        else:
-            source, sql = "journey_rollup_daily", _rollup_sql(metric, "daily")
-        key = ("timeseries", source, metric.name, journey, step, dimension, segment, seconds)
+        source = series_source(metric, dimension, resolution)
+        # the other charted metrics are worth computing only when the answer is kept
+        together = metrics_together(metric, dimension, resolution)
+        if not self.cache.enabled:
+            together = (metric,)
+        names = tuple(m.name for m in together)
+        sql = _series_sql(source, together)
+        # everything but the journey: concurrent misses of one shape share a query
+        shape = (source, names, step, dimension, segment, seconds, start, end)
 
-        def compute() -> Series:
-            rows = self.db.rows(sql, params, SMALL_READ)
-            return Series(source, [(as_utc(row["t"]), clean(row["value"])) for row in rows])
+        def fetch(journeys: Sequence[str]) -> dict[str, SeriesSet]:
+            rows = self.db.rows(sql, {**params, "journeys": list(journeys)}, SMALL_READ)
+            return _series_sets(source, names, rows)
 
-        return self.cache.get((*key, start, end), compute)
+        def compute() -> SeriesSet:
+            return self.batches.get(shape, journey, fetch, _series_set(source, names, []))
+
+        return ("timeseries", journey, *shape), compute
 
     # ------------------------------------------------------------------- journey detail
 
@@ -368,96 +449,148 @@ class Reader:
         return [_unprefixed(row) for row in rows]
 
 
-def _formula_select(metric: Metric) -> str:
-    return f"bucket AS t, {metric.formula} AS value"
+def series_source(metric: Metric, dimension: str, resolution: Resolution) -> str:
+    """The table a timeseries of ``metric`` is read from at ``resolution``."""
+    if resolution == "1m":
+        return "journey_aggregates"
+    vitals = metric.vital is not None and dimension == "all"
+    if resolution == "5m" or (resolution == "1h" and not vitals):
+        return "journey_window_counters"
+    if resolution == "1h":
+        return "rum_vitals_hourly"
+    return "rum_vitals_daily" if vitals else "journey_rollup_daily"
 
 
-def _windows_sql(metric: Metric) -> str:
+# Sources whose rows are windows: a metric is a formula over sums of their columns, so more
+# metrics in one query only add columns to the same rows. The rollups merge aggregate states
+# per metric family (t-digests, maxMap groups): there every metric costs about a query.
+_WINDOW_ROWS = frozenset({"journey_aggregates", "journey_window_counters"})
+
+
+def metrics_together(metric: Metric, dimension: str, resolution: Resolution) -> tuple[Metric, ...]:
+    """The metrics one query answers with ``metric``: the charted metrics (`CHART_METRICS`)
+    of the same window-row source, or ``metric`` alone."""
+    source = series_source(metric, dimension, resolution)
+    if metric.name not in CHART_METRICS or source not in _WINDOW_ROWS:
+        return (metric,)
+    return tuple(
+        METRICS[name]
+        for name in CHART_METRICS
+        if series_source(METRICS[name], dimension, resolution) == source
+    )
+
+
+def _series_sql(source: str, metrics: Sequence[Metric]) -> str:
+    """``SELECT journey, bucket AS t, <metric 0> AS v0, <metric 1> AS v1, ...`` from ``source``,
+    for the journeys of ``{journeys:Array(String)}``, ordered by journey and time."""
+    if source == "journey_aggregates":
+        return _windows_sql(metrics)
+    if source == "journey_window_counters":
+        return _counters_sql(metrics)
+    if source == "journey_rollup_daily":
+        return _rollup_sql(metrics, "daily")
+    [metric] = metrics
+    return _vitals_sql(metric, source.removeprefix("rum_vitals_"))
+
+
+def _formula_select(metrics: Sequence[Metric]) -> str:
+    formulas = ", ".join(f"{metric.formula} AS v{i}" for i, metric in enumerate(metrics))
+    return f"journey, bucket AS t, {formulas}"
+
+
+def _uses(metrics: Sequence[Metric]) -> list[str]:
+    return sorted({name for metric in metrics for name in metric.uses})
+
+
+def _windows_sql(metrics: Sequence[Metric]) -> str:
     return f"""
-        SELECT {_formula_select(metric)}
+        SELECT {_formula_select(metrics)}
         FROM
         (
-            SELECT toStartOfInterval(window_start, toIntervalSecond({{seconds:UInt32}}), 'UTC')
+            SELECT journey,
+                   toStartOfInterval(window_start, toIntervalSecond({{seconds:UInt32}}), 'UTC')
                        AS bucket,
-                   {_sum_columns(metric.uses)}
+                   {_sum_columns(_uses(metrics))}
             FROM journey_aggregates FINAL
-            WHERE journey = {{journey:String}} AND step = {{step:String}}
+            WHERE journey IN {{journeys:Array(String)}} AND step = {{step:String}}
               AND segment_dimension = {{dimension:String}}
               AND segment_value = {{segment:String}}
               AND {RANGE}
-            GROUP BY bucket
+            GROUP BY journey, bucket
         )
-        ORDER BY t
+        ORDER BY journey, t
     """  # noqa: S608 - constant fragments only; values are bound parameters
 
 
-def _counters_sql(metric: Metric) -> str:
+def _counters_sql(metrics: Sequence[Metric]) -> str:
     """Buckets of summed per-window counters (journey_window_counters, migration 0005)."""
-    sums = ", ".join(f"sum({name}) AS s_{name}" for name in metric.uses)
+    sums = ", ".join(f"sum({name}) AS s_{name}" for name in _uses(metrics))
     return f"""
-        SELECT {_formula_select(metric)}
+        SELECT {_formula_select(metrics)}
         FROM
         (
-            SELECT toStartOfInterval(window_start, toIntervalSecond({{seconds:UInt32}}), 'UTC')
+            SELECT journey,
+                   toStartOfInterval(window_start, toIntervalSecond({{seconds:UInt32}}), 'UTC')
                        AS bucket,
                    {sums}
             FROM journey_window_counters FINAL
-            WHERE journey = {{journey:String}} AND step = {{step:String}}
+            WHERE journey IN {{journeys:Array(String)}} AND step = {{step:String}}
               AND segment_dimension = {{dimension:String}}
               AND segment_value = {{segment:String}}
               AND {RANGE}
-            GROUP BY bucket
+            GROUP BY journey, bucket
         )
-        ORDER BY t
+        ORDER BY journey, t
     """  # noqa: S608 - constant fragments only; values are bound parameters
 
 
-def _rollup_sql(metric: Metric, table: str) -> str:
-    states = sorted({SUMS[n].rollup for n in metric.uses})
+def _rollup_sql(metrics: Sequence[Metric], table: str) -> str:
+    uses = _uses(metrics)
+    states = sorted({SUMS[n].rollup for n in uses})
     merged = ", ".join(f"maxMapMerge({state}) AS m_{state}" for state in states)
     sums = ", ".join(
-        f"arraySum(tupleElement(m_{SUMS[n].rollup}, {SUMS[n].index})) AS s_{n}" for n in metric.uses
+        f"arraySum(tupleElement(m_{SUMS[n].rollup}, {SUMS[n].index})) AS s_{n}" for n in uses
     )
     return f"""
-        SELECT {_formula_select(metric)}
+        SELECT {_formula_select(metrics)}
         FROM
         (
-            SELECT bucket, {sums}
+            SELECT journey, bucket, {sums}
             FROM
             (
-                SELECT bucket, {merged}
+                SELECT journey, bucket, {merged}
                 FROM journey_rollup_{table}
-                WHERE journey = {{journey:String}} AND step = {{step:String}}
+                WHERE journey IN {{journeys:Array(String)}} AND step = {{step:String}}
                   AND segment_dimension = {{dimension:String}}
                   AND segment_value = {{segment:String}}
                   AND bucket >= toStartOfInterval(
                       toDateTime({{from:DateTime64(3, 'UTC')}}, 'UTC'),
                       toIntervalSecond({{seconds:UInt32}}), 'UTC')
                   AND bucket < {{to:DateTime64(3, 'UTC')}}
-                GROUP BY bucket
+                GROUP BY journey, bucket
             )
         )
-        ORDER BY t
+        ORDER BY journey, t
     """  # noqa: S608 - constant fragments only; values are bound parameters
 
 
 def _vitals_sql(metric: Metric, table: str) -> str:
     assert metric.vital is not None and metric.quantile is not None
     return f"""
-        SELECT bucket AS t, if(isNaN(q), NULL, q) AS value
+        SELECT journey, bucket AS t, if(isNaN(q), NULL, q) AS v0
         FROM
         (
-            SELECT bucket,
+            SELECT journey, bucket,
                    quantilesTDigestMerge(0.5, 0.75, 0.95)({metric.vital})[{metric.quantile}] AS q
             FROM rum_vitals_{table}
-            WHERE journey = {{journey:String}} AND step = {{step:String}}
+            WHERE journey IN {{journeys:Array(String)}} AND step = {{step:String}}
               AND bucket >= toStartOfInterval(
                   toDateTime({{from:DateTime64(3, 'UTC')}}, 'UTC'),
                   toIntervalSecond({{seconds:UInt32}}), 'UTC')
               AND bucket < {{to:DateTime64(3, 'UTC')}}
-            GROUP BY bucket
+            GROUP BY journey, bucket
         )
-        ORDER BY t
+        ORDER BY journey, t
     """  # noqa: S608 - constant fragments only; values are bound parameters
 
 

@@ -7,6 +7,7 @@ import json
 import click
 
 from journeylens.api.cache import DEFAULT_TTL_S
+from journeylens.api.db import DEFAULT_MAX_CLIENTS
 from journeylens.settings import ApiSettings, CatalogSettings, ClickHouseSettings, StackSettings
 
 
@@ -20,7 +21,14 @@ from journeylens.settings import ApiSettings, CatalogSettings, ClickHouseSetting
     show_default=True,
     help="Seconds journey health and timeseries answers are reused (0: never).",
 )
-def command(host: str | None, port: int | None, cache_ttl: float) -> None:
+@click.option(
+    "--max-queries",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CLIENTS,
+    show_default=True,
+    help="ClickHouse queries run at once (the client pool's size); more requests queue.",
+)
+def command(host: str | None, port: int | None, cache_ttl: float, max_queries: int) -> None:
     """Serve the query API (/api/v1, OpenAPI at /docs) and the dashboard (/)."""
     import uvicorn
 
@@ -42,7 +50,7 @@ def command(host: str | None, port: int | None, cache_ttl: float) -> None:
             "request will be refused (401)",
             err=True,
         )
-    app = create_app(settings, dsn, catalog, cache_ttl_s=cache_ttl)
+    app = create_app(settings, dsn, catalog, cache_ttl_s=cache_ttl, max_queries=max_queries)
     bind_host = host or settings.host
     bind_port = port if port is not None else settings.port
     click.echo(f"JourneyLens API on http://{bind_host}:{bind_port}/ (ClickHouse {target.masked()})")

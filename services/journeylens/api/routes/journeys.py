@@ -38,7 +38,7 @@ def _step_of(journey: Journey, step: str) -> str:
 
 
 @router.get("", response_model=models.JourneyList, summary="Journeys with current health")
-def list_journeys(
+async def list_journeys(
     ctx: Context,
     at: Annotated[
         datetime | None, Query(description="Evaluate as of this time (default now).")
@@ -49,8 +49,9 @@ def list_journeys(
         2199, 1, 1, tzinfo=UTC
     ):
         raise bad_request("'at' must be between 1971 and 2199")
-    # as of now: the answer of the last few seconds, see journeylens.api.cache
-    body = ctx.reader.cache.get(("journeys", when), lambda: _journey_list(ctx, when))
+    # as of now: the answer of the last few seconds, see journeylens.api.cache (async: a cached
+    # answer is returned on the event loop, only a miss queries ClickHouse in a worker thread)
+    body = await ctx.reader.cache.get_async(("journeys", when), lambda: _journey_list(ctx, when))
     return views.json_response(body)
 
 
@@ -78,7 +79,7 @@ def _journey_list(ctx: ApiContext, at: datetime | None) -> bytes:
         "buckets up to 48 h, the hourly rollup up to 60 days, the daily rollup beyond."
     ),
 )
-def timeseries(
+async def timeseries(
     journey_id: str,
     ctx: Context,
     window: Range,
@@ -101,7 +102,7 @@ def timeseries(
     if segment_dimension == SegmentDimension.ALL:
         segment_value = "all"
     chosen = pick_resolution(window.span, resolution)
-    series = ctx.reader.timeseries(
+    series = await ctx.reader.timeseries(
         spec, journey.id, step, segment_dimension.value, segment_value, window, chosen
     )
     band = band_for(metric, journey.thresholds_for(step))
