@@ -26,6 +26,7 @@ from journeylens.storage.client import ClickHouseTarget, client_for
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
+CATALOG = Path(__file__).resolve().parents[2] / "infra" / "catalog" / "demo-shop.yaml"
 MINUTES = 4
 VIEWS_PER_MINUTE = 150
 
@@ -96,15 +97,17 @@ def _start_worker(
         "JOURNEYLENS_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
         "JOURNEYLENS_CLICKHOUSE_DSN": target.dsn(),
         "JOURNEYLENS_WORKER_APP_ID": app_id,
+        "JOURNEYLENS_CATALOG_PATH": str(CATALOG),
         "JOURNEYLENS_WORKER_BATCH_MAX_EVENTS": str(batch),
         "JOURNEYLENS_WORKER_SINK_FLUSH_S": "0.2",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "journeylens.cli.main", "worker"],
+        [sys.executable, "-m", "journeylens.cli.main", "worker", "--loglevel", "info"],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("ab"),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
+        cwd=log.parent,  # the worker's data directory (<app id>-data) goes there
     )
 
 

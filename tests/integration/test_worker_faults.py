@@ -33,6 +33,7 @@ from journeylens.storage.migrations import apply_migrations
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
+CATALOG = Path(__file__).resolve().parents[2] / "infra" / "catalog" / "demo-shop.yaml"
 JOURNEYS = ("checkout", "login", "search", "products-api")
 STEPS = {
     "checkout": "cart",
@@ -100,13 +101,15 @@ def _worker(kafka: KafkaSettings, dsn: str, app_id: str, log: Path) -> subproces
         "JOURNEYLENS_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
         "JOURNEYLENS_CLICKHOUSE_DSN": dsn,
         "JOURNEYLENS_WORKER_APP_ID": app_id,
+        "JOURNEYLENS_CATALOG_PATH": str(CATALOG),
         "JOURNEYLENS_WORKER_BATCH_MAX_EVENTS": "60",
         "JOURNEYLENS_WORKER_SINK_FLUSH_S": "0.2",
         "JOURNEYLENS_WORKER_SESSION_TIMEOUT_S": "10",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "journeylens.cli.main", "worker"],
-        env=env, stdout=subprocess.DEVNULL, stderr=log.open("ab"), start_new_session=True,
+        [sys.executable, "-m", "journeylens.cli.main", "worker", "--loglevel", "info"],
+        env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=log.parent,  # the worker's data directory (<app id>-data) goes there
     )  # fmt: skip
 
 

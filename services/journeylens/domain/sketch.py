@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from bisect import bisect_right
 from collections.abc import Iterable
+from itertools import accumulate
 from typing import Any
 
 DEFAULT_RELATIVE_ACCURACY = 0.01
@@ -71,24 +73,24 @@ class QuantileSketch:
         return self.quantiles([q])[0]
 
     def quantiles(self, qs: Iterable[float]) -> list[float | None]:
-        """Several quantiles over one sort of the buckets."""
+        """Several quantiles over one sort of the buckets, searched in C (the same values as
+        `quantile` one at a time)."""
         wanted = list(qs)
-        total = self.count
-        if total == 0:
-            return [None for _ in wanted]
-        items = sorted(self.bins.items())
+        if not self.bins:
+            return [None if not self.zero else 0.0 for _ in wanted]
+        keys = sorted(self.bins)
+        # values up to and including each bucket (the zero bucket first): exact ints
+        cumulative = list(accumulate(map(self.bins.__getitem__, keys), initial=self.zero))
+        del cumulative[0]
+        total = cumulative[-1]
         out: list[float | None] = []
         for q in wanted:
             rank = q * (total - 1)
-            seen = self.zero
-            value = 0.0
-            if seen <= rank:
-                for index, n in items:
-                    seen += n
-                    if seen > rank:
-                        value = self._value(index)
-                        break
-            out.append(value)
+            if self.zero > rank:
+                out.append(0.0)
+                continue
+            i = bisect_right(cumulative, rank)  # the first bucket whose values pass the rank
+            out.append(self._value(keys[i]) if i < len(keys) else 0.0)
         return out
 
     def _value(self, index: int) -> float:
@@ -107,16 +109,15 @@ class QuantileSketch:
             "a": self.relative_accuracy,
             "z": self.zero,
             "i": keys,
-            "c": [self.bins[k] for k in keys],
+            "c": list(map(self.bins.__getitem__, keys)),
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> QuantileSketch:
         sketch = cls(float(state.get("a", DEFAULT_RELATIVE_ACCURACY)))
         sketch.zero = int(state.get("z", 0))
-        sketch.bins = {
-            int(i): int(c) for i, c in zip(state.get("i", []), state.get("c", []), strict=True)
-        }
+        indexes, counts = state.get("i", []), state.get("c", [])
+        sketch.bins = dict(zip(map(int, indexes), map(int, counts), strict=True))
         return sketch
 
     def __eq__(self, other: object) -> bool:

@@ -5,19 +5,25 @@ What runs, all on loopback:
 1. Kafka (the configured broker when it answers, else a throw-away one) and ClickHouse (the
    configured ``http://`` DSN when it answers, else a throw-away local server), a fresh topic
    prefix and database per run.
-2. The worker as a real ``journeylens worker`` process is started on a few warm-up events
-   (so it has joined its group); then ``--events`` RUM events spread over the active
-   journey × step × segment keys are produced, and its rate is measured from the first send
-   until every event is stored raw in ClickHouse; peak RSS is read from /proc (VmHWM).
+2. The worker as a real ``journeylens worker`` process (working directory: the run's temporary
+   directory) is started on a few warm-up events (so it has joined its group); then ``--events``
+   RUM events spread over the active journey × step × segment keys are produced (whole record
+   batches: the producer's own CPU is not what is measured), and its rate is measured from the
+   first send until every event is stored raw in ClickHouse; peak RSS is read from /proc
+   (VmHWM), and the CPU time of the worker, the broker, the ClickHouse server and this process
+   (the producer) over the same span from /proc, when they run on this machine.
 3. Baseline: a plain aiokafka consumer that only decodes (orjson) the same topic.
 
-Printed: both rates, their ratio, peak RSS, and the targets (≥ 50,000 events/s, ≥ 0.5 of the
-plain consumer, ≤ 500 MB with 1,000 active keys).
+Printed: both rates, their ratio, peak RSS, the targets (≥ 50,000 events/s, ≥ 0.5 of the
+plain consumer, ≤ 500 MB with 1,000 active keys), and where the CPU went: per event for each
+process, the worker's events per CPU second (what it would do with a core of its own), and the
+rate the broker, ClickHouse and the producer alone leave room for on this machine's cores.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -63,6 +69,18 @@ class WorkerBenchResult:
     worker_events_per_s: float
     ratio: float
     worker_peak_rss_mb: float
+    worker_cpu_us_per_event: float
+    """The worker's CPU time (user + system) from the first send to the last row, per event."""
+    worker_events_per_cpu_s: float
+    """What one worker process would do with a core of its own (events / its CPU seconds)."""
+    cpu_us_per_event: dict[str, float]
+    """CPU time per event of each local process over the measured run (where the cores went)."""
+    others_ceiling_events_per_s: float | None
+    """Events/s the CPU of everything but the worker (broker, ClickHouse, producer) allows on
+    this machine's cores, with a worker that cost nothing."""
+    cores: int
+    load_average_1m: float
+    """Before the run: other load on the machine makes every rate lower."""
     aggregate_rows: int
     targets: dict[str, bool]
 
@@ -151,7 +169,11 @@ def _event(
 
 
 async def produce(kafka: KafkaSettings, values: list[bytes], progress: Any) -> None:
+    """Produce ``values`` keyed by journey, as whole record batches (one ``send_batch`` per
+    512 kB per partition, partitioned like ``send`` would): the producer's own CPU is not what
+    is measured, and a per-message ``send`` costs as much CPU as the broker."""
     from aiokafka import AIOKafkaProducer
+    from aiokafka.partitioner import DefaultPartitioner
 
     topic = kafka.physical(Topic.RUM_BEACONS)
     producer = AIOKafkaProducer(
@@ -159,12 +181,28 @@ async def produce(kafka: KafkaSettings, values: list[bytes], progress: Any) -> N
     )
     await producer.start()
     try:
+        partitions = sorted(await producer.partitions_for(topic))
+        partition_of: dict[bytes, int] = {}
+        partitioner = DefaultPartitioner()
+        open_batches: dict[int, Any] = {}
+        sent: list[Any] = []
         for i, value in enumerate(values):
             key = value[value.find(b'"journey":"') + 11 :].split(b'"', 1)[0]
-            await producer.send(topic, value, key=key)
+            partition = partition_of.get(key)
+            if partition is None:
+                partition = partition_of[key] = partitioner(key, partitions, partitions)
+            batch = open_batches.get(partition)
+            if batch is None:
+                batch = open_batches[partition] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                sent.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = open_batches[partition] = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
             if i and i % 50_000 == 0:
                 progress(f"produced {i:,} events")
-        await producer.flush()
+        for partition, batch in open_batches.items():
+            sent.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*sent)
     finally:
         await producer.stop()
 
@@ -220,6 +258,12 @@ def _count(dsn: str, sql: str) -> int:
         client.close()
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -240,12 +284,15 @@ def run_worker_bench(
         client.close()
         warmup = make_events(WARMUP_EVENTS, journeys, steps, 1, seed=11, base=WARMUP_BASE)
         asyncio.run(produce(kafka, warmup, progress))
-        rate, rss, aggregates = _measure_worker(
-            kafka, dsn, catalog_path, warmup, values, work, progress
-        )
+        load = os.getloadavg()[0]
+        run = _measure_worker(kafka, dsn, catalog_path, warmup, values, work, progress)
         progress("plain aiokafka consumer (decode only), over the same topic")
         plain = asyncio.run(plain_consumer_rate(kafka, len(warmup) + len(values)))
     keys = active_keys(journeys, steps)
+    rate, rss = run.events_per_s, run.peak_rss_mb
+    per_event = {name: round(s / len(values) * 1e6, 1) for name, s in run.cpu_s.items()}
+    others = [us for name, us in per_event.items() if name != "worker"]
+    cores = os.cpu_count() or 1
     return WorkerBenchResult(
         events=len(values),
         active_keys=keys,
@@ -253,13 +300,62 @@ def run_worker_bench(
         worker_events_per_s=round(rate),
         ratio=round(rate / plain, 3),
         worker_peak_rss_mb=round(rss, 1),
-        aggregate_rows=aggregates,
+        worker_cpu_us_per_event=per_event["worker"],
+        worker_events_per_cpu_s=round(1e6 / max(per_event["worker"], 1e-6)),
+        cpu_us_per_event=per_event,
+        others_ceiling_events_per_s=round(cores * 1e6 / sum(others)) if len(others) == 3 else None,
+        cores=cores,
+        load_average_1m=round(load, 2),
+        aggregate_rows=run.aggregate_rows,
         targets={
             f"worker >= {TARGET_EVENTS_PER_S:,} events/s": rate >= TARGET_EVENTS_PER_S,
             f"worker/plain >= {TARGET_RATIO}": rate / plain >= TARGET_RATIO,
             f"peak RSS <= {TARGET_RSS_MB} MB with {keys:,} keys": rss <= TARGET_RSS_MB,
         },
     )
+
+
+@dataclass
+class _WorkerRun:
+    events_per_s: float
+    peak_rss_mb: float
+    cpu_s: dict[str, float]
+    """CPU seconds over the measured run: the worker, and the broker, ClickHouse server and
+    this process (the producer) when they run on this machine."""
+    aggregate_rows: int
+
+
+def _listener_pid(port: int) -> int | None:
+    """The local process listening on TCP ``port`` (Linux /proc), if any can be seen."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    return int(proc.name)
+    return None
+
+
+def _server_pids(kafka: KafkaSettings, dsn: str) -> dict[str, int]:
+    ports = {
+        "kafka broker": int(kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1]),
+        "clickhouse server": parse_dsn(dsn).port,
+    }
+    pids = {name: _listener_pid(port) for name, port in ports.items()}
+    return {name: pid for name, pid in pids.items() if pid is not None}
+
+
+def _own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def _measure_worker(
@@ -270,7 +366,7 @@ def _measure_worker(
     values: list[bytes],
     work: Path,
     progress: Any,
-) -> tuple[float, float, int]:
+) -> _WorkerRun:
     """Start the worker on the warm-up events, then time ``values`` from the first send until
     every one is stored raw: end-to-end throughput, Kafka included."""
     env = {
@@ -284,7 +380,7 @@ def _measure_worker(
     log = (work / "worker.log").open("wb")
     worker = subprocess.Popen(
         [sys.executable, "-m", "journeylens.cli.main", "worker"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=work,
     )  # fmt: skip
     raw = "SELECT count() FROM rum_events"
     expected = len(warmup) + len(values)
@@ -292,9 +388,14 @@ def _measure_worker(
         progress("starting the worker on the warm-up events")
         _wait_for(lambda: _count(dsn, raw) >= len(warmup), worker, 180)
         progress(f"producing {len(values):,} events to {kafka.physical(Topic.RUM_BEACONS)}")
+        pids = {"worker": worker.pid, **_server_pids(kafka, dsn)}
+        cpu_before = {name: _cpu_s(pid) for name, pid in pids.items()}
+        own_before = _own_cpu_s()
         started = time.perf_counter()
         asyncio.run(produce(kafka, values, progress))
         done_at, _ = _wait_for(lambda: _count(dsn, raw) >= expected, worker, 900, progress, dsn)
+        cpu_s = {name: _cpu_s(pid) - cpu_before[name] for name, pid in pids.items()}
+        cpu_s["producer (bench process)"] = _own_cpu_s() - own_before
         rss = _peak_rss_mb(worker.pid)
     finally:
         worker.terminate()
@@ -302,7 +403,7 @@ def _measure_worker(
         log.close()
     rate = len(values) / max(done_at - started, 1e-6)
     aggregates = _count(dsn, "SELECT count() FROM journey_aggregates")
-    return rate, rss, aggregates
+    return _WorkerRun(rate, rss, cpu_s, aggregates)
 
 
 def _wait_for(
@@ -320,7 +421,7 @@ def _wait_for(
             stored = _count(dsn, "SELECT count() FROM rum_events")
             progress(f"worker stored {stored:,} rows")
             last_report = time.monotonic()
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise click.ClickException(f"the worker did not finish within {timeout_s:.0f}s")
 
 
@@ -332,7 +433,17 @@ def render(result: WorkerBenchResult) -> str:
         f"worker (Kafka -> aggregates + raw rows): {r.worker_events_per_s:>10,.0f} events/s",
         f"ratio worker/plain: {r.ratio:.3f}",
         f"worker peak RSS: {r.worker_peak_rss_mb:.1f} MB   aggregate rows: {r.aggregate_rows:,}",
+        f"worker CPU: {r.worker_cpu_us_per_event:.1f} µs/event"
+        f" ({r.worker_events_per_cpu_s:,.0f} events per CPU second)",
+        "CPU per event: "
+        + ", ".join(f"{name} {us:.1f} µs" for name, us in r.cpu_us_per_event.items()),
+        f"machine: {r.cores} cores, load average {r.load_average_1m} before the run",
     ]
+    if r.others_ceiling_events_per_s is not None:
+        lines.append(
+            f"ceiling set by the broker, ClickHouse and the producer on {r.cores} cores: "
+            f"{r.others_ceiling_events_per_s:,.0f} events/s (with a worker that cost nothing)"
+        )
     lines += [f"target {name}: {'met' if met else 'NOT met'}" for name, met in r.targets.items()]
     return "\n".join(lines)
 
@@ -352,5 +463,11 @@ def bench_worker(as_json: bool, events: int, journeys: int, steps: int, minutes:
         click.echo(f"  {line}", err=True)
 
     with tempfile.TemporaryDirectory(prefix="jl-bench-worker-") as tmp:
-        result = run_worker_bench(events, journeys, steps, minutes, Path(tmp), progress)
+        try:
+            result = run_worker_bench(events, journeys, steps, minutes, Path(tmp), progress)
+        except Exception:
+            log = Path(tmp) / "worker.log"
+            if log.exists():
+                click.echo(log.read_text(errors="replace")[-3000:], err=True)
+            raise
     click.echo(json.dumps(asdict(result), indent=2) if as_json else render(result))

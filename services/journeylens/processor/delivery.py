@@ -10,10 +10,12 @@ during recovery) still take Faust's per-message path.
 
 Faust's offset bookkeeping is kept as is: a message is tracked as unacked (what
 ``Consumer.wait_empty`` waits for before a rebalance or shutdown goes on) from the moment it is
-queued, and acked with ``Consumer.ack`` once its batch was processed, so only acked, contiguous
-offsets are committed. The handoff is cleared along with Faust's own agent buffers
-(``app.flow_control.clear()``) when partitions are revoked, and batches fetched before a
-rebalance are dropped unprocessed (they are fetched again from the committed offsets).
+queued, and acked (`BatchConsumer.ack_many`, ``Consumer.ack`` for a whole batch) once its batch
+was processed, so only acked, contiguous offsets are committed. Faust clears the handoff along
+with its own agent buffers (``app.flow_control.clear()``) when partitions are revoked and again
+when the flow resumes after the rebalance, which is *after* the seek to the committed offsets:
+the clear drops the messages of an earlier consumer generation (fetched again from the
+committed offsets) but keeps those fetched since the seek, which nothing would fetch again.
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import Message
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 from mode.utils.queues import FlowControlEvent
 
 log = logging.getLogger(__name__)
@@ -51,8 +55,11 @@ class Handoff:
         *,
         max_events: int,
         within_s: float,
+        generation: Callable[[], int] | None = None,
     ) -> None:
         self.topics = frozenset(topics)
+        self._generation = generation
+        """The consumer's current generation (None: `clear` drops every queued message)."""
         self._flow_control = flow_control
         self._unacked = unacked
         """The consumer's set of unacked messages (``Consumer.unacked``, a WeakSet)."""
@@ -114,11 +121,26 @@ class Handoff:
         for message in messages:
             discard(message)
 
-    def clear(self) -> None:
+    def drop_all(self) -> None:
+        """Forget every queued message (the worker stops: they are read again on restart)."""
         for batch in self._batches:
             self.drop(batch)
         self._batches.clear()
         self._queued = 0
+        self._changed.set()
+
+    def clear(self) -> None:
+        """Drop the queued messages fetched before the current consumer generation."""
+        current = self._generation() if self._generation is not None else None
+        kept: deque[list[Message]] = deque()
+        for batch in self._batches:
+            fresh = [m for m in batch if current is not None and m.generation_id == current]
+            if len(fresh) < len(batch):
+                self.drop([m for m in batch if current is None or m.generation_id != current])
+            if fresh:
+                kept.append(fresh)
+        self._batches = kept
+        self._queued = sum(len(batch) for batch in kept)
         self._changed.set()
 
 
@@ -142,6 +164,7 @@ class BatchApp(faust.App):
                 self.consumer.unacked,
                 max_events=max_events,
                 within_s=within_s,
+                generation=lambda: self.consumer_generation_id,
             )
         return self._handoff
 
@@ -158,6 +181,41 @@ class BatchApp(faust.App):
 
 class BatchConsumer(AIOKafkaConsumer):
     """Faust's aiokafka consumer, with a fetch loop that delivers the handoff's topics in bulk."""
+
+    def ack_many(self, messages: Iterable[Message]) -> int:
+        """`Consumer.ack` of every message, under one lock and with one wake-up.
+
+        Unlike ``Consumer.ack``, every message given is done with (no longer unacked), also one
+        whose offset was acked or committed already: a record fetched twice (once before the
+        seek that ends a rebalance, once after) is processed twice, the second time as a
+        replay, and must not keep ``Consumer.wait_empty`` waiting forever.
+        """
+        acked = 0
+        with ack_lock:
+            acks_enabled_for = self.app.topics.acks_enabled_for
+            committed_offsets = self._committed_offset
+            acked_index = self._acked_index
+            acked_offsets = self._acked
+            discard = self._unacked_messages.discard
+            for message in messages:
+                discard(message)
+                if message.acked:
+                    continue
+                message.acked = True
+                if not acks_enabled_for(message.topic):
+                    continue
+                tp = message.tp
+                offset = message.offset
+                committed = committed_offsets[tp]
+                if committed is None or offset >= committed:
+                    index = acked_index[tp]
+                    if offset not in index:
+                        index.add(offset)
+                        acked_offsets[tp].append(offset)
+                        acked += 1
+            self._n_acked += acked
+            notify(self._waiting_for_ack)
+        return acked
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - needs Kafka
         handoff = cast(BatchApp, self.app).handoff()

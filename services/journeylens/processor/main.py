@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 
 import faust
 
@@ -45,4 +46,11 @@ def run_worker(app: faust.App, loglevel: str = "info") -> None:
     # Batches allocate many short-lived objects; a lazier collector halves the GC cost.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    faust.Worker(app, loglevel=loglevel).execute_from_commandline()
+    # A batch is processed in a thread while the event loop stores the previous one: with the
+    # default 5 ms switch interval every loop step of the store waits up to 5 ms for the GIL.
+    sys.setswitchinterval(0.0005)
+    worker = faust.Worker(app, loglevel=loglevel)
+    # Faust's terminal spinner sets the root logger to DEBUG so that every log record spins
+    # it: every debug message of aiokafka and Faust (one per message sent) became a LogRecord.
+    worker.spinner = None
+    worker.execute_from_commandline()

@@ -12,7 +12,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -42,14 +43,16 @@ STATE_COMPRESSION = 1
 """zlib level of the changelogged state: 1 encodes ~25 % faster than 3, for ~17 % more bytes."""
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One input message: which stream, where it sits in its partition, and its bytes."""
 
     stream: str  # RUM or SYNTHETIC
     partition: int
     offset: int
     value: bytes
+
+
+_OFFSET = attrgetter("offset")
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,7 @@ class ExperiencePipeline:
                 continue
             records, messages = items.streams[stream]
             mark = state.offsets.get(stream, -1)
-            if min(r.offset for r in records) <= mark:  # a replay: count only what is new
+            if min(map(_OFFSET, records)) <= mark:  # a replay: count only what is new
                 fresh = [(r, m) for r, m in zip(records, messages, strict=True) if r.offset > mark]
                 out.replayed += len(records) - len(fresh)
                 records = [r for r, _ in fresh]
@@ -237,7 +240,7 @@ class ExperiencePipeline:
             if not records:
                 continue
             partition = records[-1].partition
-            state.offsets[stream] = max(r.offset for r in records)
+            state.offsets[stream] = max(map(_OFFSET, records))
             aggregate = pre_aggregate_rum if stream == RUM else pre_aggregate_synthetic
             batches.append(
                 (

@@ -13,15 +13,24 @@ from mode.utils.queues import FlowControlEvent
 from journeylens.processor.delivery import Handoff
 
 
-def _messages(n: int, start: int = 0) -> list[Any]:
-    tp = TP("rum", 0)
-    return [Message("rum", 0, start + i, 0.0, 0, None, b"k", b"v", None, tp=tp) for i in range(n)]
+def _messages(n: int, start: int = 0, generation: int = 1) -> list[Any]:
+    tp, gen = TP("rum", 0), generation
+    return [
+        Message("rum", 0, start + i, 0.0, 0, None, b"k", b"v", None, tp=tp, generation_id=gen)
+        for i in range(n)
+    ]
 
 
-def _handoff(max_events: int, within_s: float = 0.05) -> tuple[Handoff, Any, FlowControlEvent]:
+def _handoff(
+    max_events: int, within_s: float = 0.05, generation: list[int] | None = None
+) -> tuple[Handoff, Any, FlowControlEvent]:
     flow = FlowControlEvent(initially_suspended=False)
     unacked: Any = weakref.WeakSet()
-    return Handoff(["rum"], flow, unacked, max_events=max_events, within_s=within_s), unacked, flow
+    current = (lambda: generation[0]) if generation is not None else None
+    handoff = Handoff(
+        ["rum"], flow, unacked, max_events=max_events, within_s=within_s, generation=current
+    )
+    return handoff, unacked, flow
 
 
 def test_take_splits_batches_at_max_events_in_fetch_order() -> None:
@@ -64,5 +73,22 @@ def test_put_waits_while_two_batches_worth_are_queued() -> None:
         assert len(await handoff.take()) == 2
         await asyncio.wait_for(blocked, 1)
         assert handoff.queued == 3
+
+    asyncio.run(run())
+
+
+def test_clear_keeps_what_was_fetched_in_the_current_generation() -> None:
+    """Faust clears the queues again when the flow resumes after a rebalance, after the seek to
+    the committed offsets: messages fetched since the seek would never be fetched again."""
+
+    async def run() -> None:
+        generation = [1]
+        handoff, unacked, flow = _handoff(max_events=10, generation=generation)
+        await handoff.put(_messages(3, generation=1))
+        generation[0] = 2  # rebalanced; the consumer sought back to the committed offsets
+        await handoff.put(_messages(2, start=3, generation=2))
+        flow.resume()  # clears the managed queues
+        assert handoff.queued == 2 and len(unacked) == 2
+        assert [m.offset for m in await handoff.take()] == [3, 4]
 
     asyncio.run(run())

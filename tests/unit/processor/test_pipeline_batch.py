@@ -8,11 +8,12 @@ from typing import Any
 import orjson
 
 from journeylens.contracts.catalog import Catalog
-from journeylens.processor.agents.experience import _TableStates
+from journeylens.processor.agents.experience import _StateCache, _TableStates
 from journeylens.processor.bench import bench_catalog, make_events
 from journeylens.processor.clock import SystemClock
 from journeylens.processor.pipeline import (
     RUM,
+    BatchOutput,
     ExperiencePipeline,
     JourneyState,
     PipelineConfig,
@@ -60,19 +61,47 @@ def test_a_replayed_batch_counts_only_what_is_new() -> None:
     assert _aggregates({j: s for j, (_, s) in again.states.items()}) == _aggregates(whole)
 
 
-def test_table_states_reuse_a_decoded_state_only_for_the_same_blob() -> None:
+def test_table_states_reuse_a_cached_state_only_while_the_table_holds_its_blob() -> None:
     pipeline = _pipeline()
     state = pipeline.decode_state(None)
     state.partition = 3
     blob = state.encode()
     table = {b"j0": blob}
-    decoded = {b"j0": (blob, state)}
-    states = _TableStates(pipeline, table, decoded)
-    assert states.get("j0") is state
-    assert decoded == {}  # out of the cache while the batch runs
-    states.release()
+    cache = _StateCache()
+    cache.entries[b"j0"] = (blob, state)
+    assert _TableStates(pipeline, table, cache).get("j0") is state
     table[b"j0"] = bytes(bytearray(blob))  # equal bytes, another blob (a restore): decoded again
-    decoded[b"j0"] = (blob, state)
-    again = _TableStates(pipeline, table, decoded).get("j0")
+    again = _TableStates(pipeline, table, cache).get("j0")
     assert again is not state and again is not None and again.partition == 3
-    assert _TableStates(pipeline, table, {}).get("j1") is not None  # no blob: empty state
+    assert _TableStates(pipeline, table, cache).get("j1") is not None  # no blob: empty state
+
+
+def test_table_states_use_the_state_whose_blob_is_not_written_yet() -> None:
+    """Batch N+1 is processed while batch N's side effects (which write its blobs into the
+    table) are still running: it starts from the state N left, not from the table's older blob."""
+    pipeline = _pipeline()
+    older = pipeline.decode_state(None).encode()
+    state = pipeline.decode_state(None)
+    state.partition = 1
+    newer = state.encode()
+    table = {b"j0": older}
+    cache = _StateCache()
+    out = BatchOutput(states={"j0": (1, state)})
+    cache.processed(out, {"j0": newer})
+    assert _TableStates(pipeline, table, cache).get("j0") is state
+    table[b"j0"] = newer
+    cache.written(b"j0", newer)
+    assert cache.unwritten == {}
+    assert _TableStates(pipeline, table, cache).get("j0") is state
+    cache.clear()  # partitions revoked: the table's blob is decoded again
+    assert _TableStates(pipeline, table, cache).get("j0") is not state
+
+
+def test_a_decoded_blob_is_remembered_only_when_asked() -> None:
+    pipeline = _pipeline()
+    table = {b"j0": pipeline.decode_state(None).encode()}
+    cache = _StateCache()
+    _TableStates(pipeline, table, cache).get("j0")
+    assert cache.entries == {}
+    state = _TableStates(pipeline, table, cache, remember=True).get("j0")
+    assert cache.entries == {b"j0": (table[b"j0"], state)}
