@@ -113,6 +113,10 @@ class WorkerSettings(BaseSettings):
     window_s: int = 60
     grace_s: int = 30
     store: str = "memory://"
+    data_dir: Path = Field(
+        default=Path(".data/worker"),
+        description="Where Faust keeps its local files (and RocksDB tables when configured).",
+    )
     web_port: int = 6066
     sink_batch_rows: int = 20_000
     sink_flush_s: float = 1.0

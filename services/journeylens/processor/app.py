@@ -31,10 +31,12 @@ class WorkerApp:
 
 
 def build_app(worker: WorkerSettings, kafka: KafkaSettings, partitions: int = 4) -> WorkerApp:
+    worker.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = BatchApp(
         worker.app_id,
         broker=f"kafka://{kafka.bootstrap_servers.replace(',', ';kafka://')}",
         store=worker.store,
+        datadir=str(worker.data_dir / f"{worker.app_id}-data"),
         topic_partitions=partitions,
         topic_allow_declare=True,
         topic_disable_leader=True,
