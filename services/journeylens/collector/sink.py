@@ -270,6 +270,7 @@ class KafkaSink:
             shipper.cancel()
             await asyncio.gather(shipper, return_exceptions=True)
         self._partitions.clear()
+        self._wakeup = asyncio.Event()  # a restarted sink may run on another event loop
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
