@@ -132,9 +132,9 @@ class Collector:
         """The request headers ingestion reads, in one pass (first value of each wins)."""
         wanted = self._wanted_headers
         found: dict[str, str] = {}
-        for name, value in reversed(scope["headers"]):
+        for name, value in scope["headers"]:
             if name in wanted:
-                found[name.decode("latin-1")] = value.decode("latin-1")
+                found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         return found
 
     def endpoint(self, route: Ingestion) -> Callable[[Request], Awaitable[Response]]:

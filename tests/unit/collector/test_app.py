@@ -487,3 +487,14 @@ async def test_site_key_in_an_encoded_query_string(
     )
     assert response.status_code == 202, response.text
     assert sink.events[0].app == "demo-shop"
+
+
+async def test_a_repeated_header_counts_once_first_value_wins(
+    client: httpx.AsyncClient, sink: FakeSink
+) -> None:
+    headers = [("X-JourneyLens-Key", SITE_KEY), ("X-JourneyLens-Key", "pk_nope_nope")]
+    response = await client.post(
+        "/v1/beacons", headers=headers, content=orjson.dumps(beacon("/cart"))
+    )
+    assert response.status_code == 202, response.text
+    assert sink.events[0].app == "demo-shop"
