@@ -135,6 +135,41 @@ class KeyPartitioner:
         return partition
 
 
+LZ4_LEVEL = 1
+
+
+def _lz4_fast(payload: Any, level: int = LZ4_LEVEL) -> bytes:
+    """Kafka's LZ4 frame (no checksum, independent blocks) at a fast level."""
+    import cramjam
+
+    compressor = cramjam.lz4.Compressor(level=level, content_checksum=False, block_linked=False)
+    compressor.compress(payload)
+    return bytes(compressor.finish())
+
+
+def use_fast_lz4() -> bool:
+    """Make this process's aiokafka batches use LZ4 level 1 instead of its default 9.
+
+    aiokafka >= 0.11 compresses at level 9 with no option to change it (aio-libs/aiokafka
+    #1028): about 7x the CPU of level 1 (8 vs 1.2 µs per beacon) for batches 1-2 % smaller.
+    The batch builders call ``lz4_encode`` through their module globals, so those names are
+    replaced; consumers and the broker read either level. False when aiokafka's layout is not
+    the one this was written for (aiokafka is pinned).
+    """
+    import importlib
+
+    replaced = False
+    for name in ("aiokafka.record._crecords.default_records", "aiokafka.record.default_records"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "lz4_encode"):
+            setattr(module, "lz4_encode", _lz4_fast)  # noqa: B010 - a module global
+            replaced = True
+    return replaced
+
+
 def producer_options(kafka: KafkaSettings) -> dict[str, Any]:
     """aiokafka producer options: durable (acks=all), batched, compressed.
 
@@ -253,6 +288,7 @@ class KafkaSink:
             return self._factory()
         from aiokafka import AIOKafkaProducer
 
+        use_fast_lz4()
         return AIOKafkaProducer(**producer_options(self._kafka))
 
     async def stop(self) -> None:
