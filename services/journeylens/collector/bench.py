@@ -45,6 +45,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from journeylens.settings import CatalogSettings, KafkaSettings, Topic
+from journeylens.stack.process import process_cpu_s
 from journeylens.stack.throwaway import bench_kafka
 
 HOST = "127.0.0.1"
@@ -389,9 +390,9 @@ def _run_wrk(
 
     if warmup_s > 0:
         run(warmup_s)
-    cpu_before = process_cpu_s(server_pid)
+    cpu_before = _server_cpu_s(server_pid)
     output = run(duration_s)
-    cpu_after = process_cpu_s(server_pid)
+    cpu_after = _server_cpu_s(server_pid)
     line = next(x for x in output.splitlines() if x.startswith("RESULT"))
     requests, status, connect, read, write, timeout = (int(v) for v in line.split()[1:7])
     p50_ms, p99_ms = (float(v) for v in line.split()[7:9])
@@ -414,16 +415,14 @@ def _run_wrk(
     }
 
 
-def process_cpu_s(pid: int | None) -> float | None:
-    """User + system CPU seconds of a process so far (Linux /proc), None when unknown."""
+def _server_cpu_s(pid: int | None) -> float | None:
+    """The server's CPU seconds so far, None when its pid is unknown or it is gone."""
     if pid is None:
         return None
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+        return process_cpu_s(pid)
     except OSError:
         return None
-    fields = stat.rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ------------------------------------------------------------------------ servers

@@ -43,6 +43,7 @@ import orjson
 import yaml
 
 from journeylens.settings import ClickHouseSettings, KafkaSettings, Topic
+from journeylens.stack.process import process_cpu_s
 from journeylens.stack.throwaway import bench_kafka, throwaway_clickhouse
 from journeylens.stack.topics import ensure_topics, load_topic_specs
 from journeylens.storage.client import make_client, parse_dsn
@@ -258,12 +259,6 @@ def _count(dsn: str, sql: str) -> int:
         client.close()
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -389,12 +384,12 @@ def _measure_worker(
         _wait_for(lambda: _count(dsn, raw) >= len(warmup), worker, 180)
         progress(f"producing {len(values):,} events to {kafka.physical(Topic.RUM_BEACONS)}")
         pids = {"worker": worker.pid, **_server_pids(kafka, dsn)}
-        cpu_before = {name: _cpu_s(pid) for name, pid in pids.items()}
+        cpu_before = {name: process_cpu_s(pid) for name, pid in pids.items()}
         own_before = _own_cpu_s()
         started = time.perf_counter()
         asyncio.run(produce(kafka, values, progress))
         done_at, _ = _wait_for(lambda: _count(dsn, raw) >= expected, worker, 900, progress, dsn)
-        cpu_s = {name: _cpu_s(pid) - cpu_before[name] for name, pid in pids.items()}
+        cpu_s = {name: process_cpu_s(pid) - cpu_before[name] for name, pid in pids.items()}
         cpu_s["producer (bench process)"] = _own_cpu_s() - own_before
         rss = _peak_rss_mb(worker.pid)
     finally:

@@ -108,6 +108,14 @@ def process_runs(pid: int | None, argument: str) -> bool:
     return argument.encode() in cmdline.split(b"\0")
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc); OSError when gone."""
+    stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    # The fields follow the parenthesised command name, which may hold spaces.
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _is_zombie(pid: int) -> bool:
     """True when ``pid`` has exited but was not reaped yet.
 
