@@ -95,6 +95,13 @@ class CollectorSettings(BaseSettings):
         le=1000,
         description="How long a Kafka batch stays open for more beacons (latency vs. CPU).",
     )
+    kafka_connections: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Produce requests in flight at once (one Kafka connection each): a round "
+        "trip to Kafka overlaps the handling of the next beacons.",
+    )
     country_header: str | None = Field(
         default=None, description="Trusted proxy/CDN header carrying the ISO country code."
     )

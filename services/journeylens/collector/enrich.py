@@ -38,6 +38,8 @@ UNKNOWN = "unknown"
 MAX_USER_AGENT = 512
 UA_CACHE_SIZE = 4096
 URL_CACHE_SIZE = 8192
+CONTEXT_CACHE_SIZE = 4096
+"""Distinct enriched contexts kept per process (cleared when full)."""
 
 CONNECTION_TYPES = frozenset(
     {
@@ -300,6 +302,7 @@ class Enricher:
         self.client_info: Callable[[str], ClientInfo] = lru_cache(maxsize=ua_cache_size)(
             classify_user_agent
         )
+        self._contexts: dict[tuple[Any, ...], tuple[ClientInfo, Context]] = {}
 
     def context(
         self,
@@ -380,11 +383,24 @@ class Enricher:
         cache_key = (id(original), user_agent)
         enriched = contexts.get(cache_key)
         if enriched is None:
-            enriched = contexts[cache_key] = self._context(original, client, ctx.country)
+            enriched = contexts[cache_key] = self._shared_context(original, client, ctx.country)
         fields["context"] = enriched
         if ctx.synthetic or probe or fields["synthetic"]:
             fields["synthetic"] = True
             fields["probe_run_id"] = fields["probe_run_id"] or ctx.probe_run_id
+
+    def _shared_context(self, original: Context, client: ClientInfo, country: str) -> Context:
+        """``_context(original, client, country)``, one object per distinct value for the whole
+        process (contexts are never changed once enriched; most beacons share a handful)."""
+        key = (*original.__dict__.values(), id(client), country)
+        cached = self._contexts.get(key)
+        if cached is not None and cached[0] is client:
+            return cached[1]
+        enriched = self._context(original, client, country)
+        if len(self._contexts) >= CONTEXT_CACHE_SIZE:
+            self._contexts.clear()
+        self._contexts[key] = (client, enriched)  # holds ``client``: its id stays its own
+        return enriched
 
     @staticmethod
     def _context(original: Context, client: ClientInfo, country: str) -> Context:

@@ -5,12 +5,18 @@
 - Group commit: the messages of concurrent requests share one batch per partition. A
   request appends its encoded messages to the open batch of each partition (aiokafka's C
   batch builder, no per-message future) and awaits those batches once. One shipper closes
-  the open batches of *all* partitions together and hands them to aiokafka in the same loop
-  iteration, so they leave as one produce request per broker; the next round starts when
-  that one is acknowledged and ``linger`` after its oldest batch was opened, whichever is
-  later. Under load each produce request carries everything that arrived during the
-  previous round trip, and the per-request cost of aiokafka (which dominates small
-  beacons) is paid once per round trip, not once per partition.
+  the open batches of *all* partitions together and hands them to one aiokafka producer in
+  the same loop iteration, so they leave as one produce request per broker (a round). A
+  round leaves when a connection is free and ``linger`` after its oldest batch was opened,
+  or sooner once a whole pass of the event loop added nothing to it (every request in
+  hand has appended: waiting longer would only idle). There are ``kafka_connections``
+  producers (aiokafka keeps one request in flight per broker connection), so the next
+  round is sent while the last one is on its way: clients that send their next beacon only
+  after the answer would otherwise leave the process idle for every round trip. Under load
+  each produce request carries everything that arrived meanwhile, and the per-request cost
+  of aiokafka (which dominates small beacons) is paid once per round, not per partition.
+  Order across requests is not kept (concurrent requests have none); a request's messages
+  to one partition are in one batch, in order.
 - RUM events are keyed by journey id, so RUM and synthetic events of a journey share a
   partition (both topics use the default murmur2 partitioner and the same partition count).
   Dead letters are keyed by their source.
@@ -196,13 +202,25 @@ def producer_options(kafka: KafkaSettings) -> dict[str, Any]:
 class _Batch:
     """One producer batch of one partition: messages of any number of requests."""
 
-    __slots__ = ("builder", "count", "opened_at", "delivered")
+    __slots__ = ("builder", "count", "opened_at", "delivered", "waiters")
 
     def __init__(self, builder: Any, opened_at: float, delivered: asyncio.Future[None]) -> None:
         self.builder = builder
         self.count = 0
         self.opened_at = opened_at
         self.delivered = delivered
+        """Settled once Kafka answered (or the ack timeout passed); never awaited by requests."""
+        self.waiters: list[asyncio.Future[None]] = []
+        """One future per request awaiting this batch: a request that goes away (cancelled)
+        cancels its own future, never the batch's (cheaper than ``asyncio.shield``)."""
+
+    def wait(self) -> asyncio.Future[None]:
+        """A future settled like ``delivered`` (already settled when the batch is)."""
+        if self.delivered.done():
+            return self.delivered
+        waiter: asyncio.Future[None] = self.delivered.get_loop().create_future()
+        self.waiters.append(waiter)
+        return waiter
 
 
 class _Partition:
@@ -241,7 +259,8 @@ class KafkaSink:
         self._factory = producer_factory
         self._events_topic = kafka.physical(Topic.RUM_BEACONS)
         self._dead_topic = kafka.physical(Topic.DEADLETTER)
-        self._producer: Any = None
+        self._producers: list[Any] = []
+        self._connections = collector.kafka_connections
         self._starter: asyncio.Task[None] | None = None
         self._partitioner = KeyPartitioner()
         self._partition_ids: dict[str, list[int]] = {}
@@ -249,8 +268,15 @@ class KafkaSink:
         self._wakeup = asyncio.Event()
         self._shipper: asyncio.Task[None] | None = None
         self._in_flight = 0
+        self._appended = 0
+        """Messages appended so far (the shipper's sign that requests are still arriving)."""
         self._ready_at = 0.0
         self._ready = False
+
+    @property
+    def _producer(self) -> Any:
+        """The first producer (metadata, readiness), ``None`` until connected."""
+        return self._producers[0] if self._producers else None
 
     @property
     def in_flight(self) -> int:
@@ -267,15 +293,17 @@ class KafkaSink:
             self._starter = asyncio.create_task(self._keep_starting(), name="kafka-sink-start")
 
     async def _try_start(self) -> bool:
-        producer = self._new_producer()
+        producers = [self._new_producer() for _ in range(self._connections)]
         try:
-            await producer.start()
+            for producer in producers:
+                await producer.start()
         except Exception as exc:  # aiokafka raises several error types while bootstrapping
             log.warning("Kafka not reachable at %s: %s", self._kafka.bootstrap_servers, exc)
-            with contextlib.suppress(Exception):
-                await producer.stop()
+            for producer in producers:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
             return False
-        self._producer = producer
+        self._producers = producers
         return True
 
     async def _keep_starting(self) -> None:
@@ -307,8 +335,8 @@ class KafkaSink:
             await asyncio.gather(shipper, return_exceptions=True)
         self._partitions.clear()
         self._wakeup = asyncio.Event()  # a restarted sink may run on another event loop
-        producer, self._producer = self._producer, None
-        if producer is not None:
+        producers, self._producers = self._producers, []
+        for producer in producers:
             await producer.stop()
 
     async def ready(self) -> bool:
@@ -355,7 +383,7 @@ class KafkaSink:
         # acknowledges or expires them.
         for batch in self._append(producer, events, dead):
             try:
-                await asyncio.shield(batch.delivered)
+                await batch.wait()
             except TimeoutError:
                 raise self._unavailable(None) from None
             except Exception as exc:  # KafkaError and friends from the producer
@@ -415,54 +443,91 @@ class KafkaSink:
             loop = asyncio.get_running_loop()
             now = loop.time()
             batch = _Batch(producer.create_batch(), now, loop.create_future())
-            expiry = loop.call_at(now + self._ack_timeout_s, _expire, batch.delivered)
+            expiry = loop.call_at(now + self._ack_timeout_s, _expire, batch)
             batch.delivered.add_done_callback(_cancelling(expiry))
             if batch.builder.append(timestamp=None, key=key, value=value) is None:
                 raise SinkUnavailable("a message exceeds the producer batch size", 0)
             partition.waiting.append(batch)
             self._wakeup.set()
             if self._shipper is None or self._shipper.done():
-                self._shipper = asyncio.create_task(self._ship(producer), name="kafka-sink")
+                self._shipper = asyncio.create_task(
+                    self._ship(list(self._producers)), name="kafka-sink"
+                )
         batch.count += 1
         self._in_flight += 1
+        self._appended += 1
         batches.add(batch)
 
-    async def _ship(self, producer: Any) -> None:
-        """Rounds: close every partition's oldest batch, send them together, await them."""
+    async def _ship(self, producers: list[Any]) -> None:
+        """Rounds: close every partition's oldest batch and send them together on a free
+        connection; at most one round per connection in flight."""
         loop = asyncio.get_running_loop()
         partitions = self._partitions
-        while True:
-            ready = [p for p in partitions.values() if p.waiting]
-            if not ready:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            delay = min(p.waiting[0].opened_at for p in ready) + self._linger_s - loop.time()
-            if delay > 0 and all(len(p.waiting) == 1 for p in ready):
-                await asyncio.sleep(delay)
+        free = list(producers)
+        rounds: set[asyncio.Task[None]] = set()
+        try:
+            while True:
                 ready = [p for p in partitions.values() if p.waiting]
-            sent: list[tuple[_Batch, asyncio.Future[Any]]] = []
-            for partition in ready:
-                batch = partition.waiting.popleft()  # closed: new messages open the next one
-                try:
-                    future = await producer.send_batch(
-                        batch.builder, partition.topic, partition=partition.partition
-                    )
-                except Exception as exc:  # KafkaError and friends: the requests answer 503
-                    self._done(batch, exc)
-                else:
-                    sent.append((batch, future))
-            outcomes = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
-            for (batch, _), outcome in zip(sent, outcomes, strict=True):
-                self._done(batch, outcome if isinstance(outcome, BaseException) else None)
+                if not ready:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                deadline = min(p.waiting[0].opened_at for p in ready) + self._linger_s
+                if deadline > loop.time() and all(len(p.waiting) == 1 for p in ready):
+                    await self._linger(loop, deadline)
+                    ready = [p for p in partitions.values() if p.waiting]
+                if not free:  # every connection has a round in flight: the batches grow
+                    await asyncio.wait(rounds, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                producer = free.pop()
+                sent = await self._send_round(producer, ready)
+                task = asyncio.create_task(self._settle_round(sent), name="kafka-sink-round")
+                rounds.add(task)
+                task.add_done_callback(_returning(producer, free, rounds))
+        finally:
+            for task in rounds:
+                task.cancel()
+
+    async def _send_round(
+        self, producer: Any, ready: list[_Partition]
+    ) -> list[tuple[_Batch, asyncio.Future[Any]]]:
+        sent: list[tuple[_Batch, asyncio.Future[Any]]] = []
+        for partition in ready:
+            batch = partition.waiting.popleft()  # closed: new messages open the next one
+            try:
+                future = await producer.send_batch(
+                    batch.builder, partition.topic, partition=partition.partition
+                )
+            except Exception as exc:  # KafkaError and friends: the requests answer 503
+                self._done(batch, exc)
+            else:
+                sent.append((batch, future))
+        return sent
+
+    async def _settle_round(self, sent: list[tuple[_Batch, asyncio.Future[Any]]]) -> None:
+        outcomes = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+        for (batch, _), outcome in zip(sent, outcomes, strict=True):
+            self._done(batch, outcome if isinstance(outcome, BaseException) else None)
+
+    async def _linger(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Keep the open batches open until ``deadline``, or until a whole pass of the event
+        loop added nothing to them: then every request being handled has appended its
+        messages, and waiting longer would leave the process idle while they all wait for
+        Kafka (closed-loop clients send their next beacon only after the answer)."""
+        while True:
+            appended = self._appended
+            await asyncio.sleep(0)
+            if self._appended == appended or loop.time() >= deadline:
+                return
 
     def _done(self, batch: _Batch, error: BaseException | None) -> None:
         """Kafka answered or gave up on ``batch``: its fate is known, its budget is freed."""
-        _settle(batch.delivered, error)
+        _settle(batch, error)
         self._in_flight -= batch.count
 
 
-def _settle(delivered: asyncio.Future[None], error: BaseException | None) -> None:
+def _settle(batch: _Batch, error: BaseException | None) -> None:
+    delivered = batch.delivered
     if delivered.done():  # expired earlier: the requests already answered 503
         return
     if error is None:
@@ -470,6 +535,27 @@ def _settle(delivered: asyncio.Future[None], error: BaseException | None) -> Non
     else:
         delivered.set_exception(error)
         delivered.exception()  # retrieved: the requests awaiting it may be gone
+    waiters, batch.waiters = batch.waiters, []
+    for waiter in waiters:
+        if waiter.done():  # its request was cancelled
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
+            waiter.exception()
+
+
+def _returning(
+    producer: Any, free: list[Any], rounds: set[asyncio.Task[None]]
+) -> Callable[[asyncio.Task[None]], None]:
+    """A round is over: its connection is free for the next one."""
+
+    def done(task: asyncio.Task[None]) -> None:
+        rounds.discard(task)
+        free.append(producer)
+
+    return done
 
 
 def _cancelling(timer: asyncio.TimerHandle) -> Callable[[asyncio.Future[None]], None]:
@@ -479,5 +565,5 @@ def _cancelling(timer: asyncio.TimerHandle) -> Callable[[asyncio.Future[None]], 
     return cancel
 
 
-def _expire(delivered: asyncio.Future[None]) -> None:
-    _settle(delivered, TimeoutError("Kafka did not acknowledge in time"))
+def _expire(batch: _Batch) -> None:
+    _settle(batch, TimeoutError("Kafka did not acknowledge in time"))

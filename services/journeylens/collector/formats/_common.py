@@ -82,6 +82,7 @@ _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
+_isfinite = math.isfinite
 MAX_PAST = timedelta(hours=24)
 MAX_FUTURE = timedelta(minutes=5)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -116,6 +117,12 @@ def dump_item(item: object) -> bytes:
 
 def number(value: object) -> float | None:
     """A finite float from a JSON number or numeric string; ``None`` otherwise."""
+    kind = type(value)
+    if kind is float:  # JSON's own types first: the parsers' hottest call
+        return value if _isfinite(value) else None  # type: ignore[arg-type,return-value]
+    if kind is int:
+        result = float(value)  # type: ignore[arg-type]
+        return result if _isfinite(result) else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -394,8 +401,29 @@ _DEPENDENCY_FIELDS_SET = frozenset(
 )
 
 
+_CONNECTIONS: dict[tuple[object, ...], Context] = {}
+_CONNECTIONS_MAX = 4096
+
+
 def connection(conn_type: object = None, rtt: object = None, downlink: object = None) -> Context:
-    """The connection part of :class:`Context` (the rest is filled by the collector)."""
+    """The connection part of :class:`Context` (the rest is filled by the collector).
+
+    One object per distinct input in the process (contexts are never changed after they are
+    built: the collector's enrichment replaces them); types are part of the key (``1`` and
+    ``True`` differ here)."""
+    key = (type(conn_type), conn_type, type(rtt), rtt, type(downlink), downlink)
+    try:
+        cached = _CONNECTIONS.get(key)
+    except TypeError:  # an unhashable JSON value (a list or an object)
+        return _connection(conn_type, rtt, downlink)
+    if cached is None:
+        if len(_CONNECTIONS) >= _CONNECTIONS_MAX:
+            _CONNECTIONS.clear()
+        cached = _CONNECTIONS[key] = _connection(conn_type, rtt, downlink)
+    return cached
+
+
+def _connection(conn_type: object, rtt: object, downlink: object) -> Context:
     fields: dict[str, Any] = {}
     kind = text(conn_type, 32)
     if kind is not None:
@@ -486,20 +514,18 @@ class EventTemplate:
         rate: float,
     ) -> None:
         base = _template(RumEvent).defaults.copy()
-        base.update(
-            source=source,
-            received_at=aware(meta.received_at),
-            app=meta.app,
-            session_id=session_id,
-            page_id=page_id,
-            url=url,
-            path=url_path(url),
-            navigation_type=navigation_type or "navigate",
-            navigation=None,
-            context=context,
-            sample_rate=rate,
-            user_agent=meta.user_agent,
-        )
+        base["source"] = source
+        base["received_at"] = aware(meta.received_at)
+        base["app"] = meta.app
+        base["session_id"] = session_id
+        base["page_id"] = page_id
+        base["url"] = url
+        base["path"] = url_path(url)
+        base["navigation_type"] = navigation_type or "navigate"
+        base["navigation"] = None
+        base["context"] = context
+        base["sample_rate"] = rate
+        base["user_agent"] = meta.user_agent
         self._base = base
 
     def event(

@@ -238,7 +238,8 @@ class _Batch:
             ),
             rate=c.sample_rate(doc.get("sr"), c.sample_rate(meta.sample_rate, 1.0)),
         )
-        self._raw_ts: object = None
+        # items usually repeat the envelope's ts: its event time is the first one `when` needs
+        self._raw_ts: object = doc.get("ts") if self.ts is not None else None
         self._when = c.event_time(self.ts, meta)
         self.id_prefix = _SEP.join((SOURCE, meta.app, sid, ""))
         self._id_ts: object = None
