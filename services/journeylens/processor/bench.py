@@ -6,18 +6,28 @@ What runs, all on loopback:
    configured ``http://`` DSN when it answers, else a throw-away local server), a fresh topic
    prefix and database per run.
 2. The worker as a real ``journeylens worker`` process (working directory: the run's temporary
-   directory) is started on a few warm-up events (so it has joined its group); then ``--events``
-   RUM events spread over the active journey × step × segment keys are produced (whole record
-   batches: the producer's own CPU is not what is measured), and its rate is measured from the
-   first send until every event is stored raw in ClickHouse; peak RSS is read from /proc
-   (VmHWM), and the CPU time of the worker, the broker, the ClickHouse server and this process
-   (the producer) over the same span from /proc, when they run on this machine.
+   directory) is started on a few warm-up events (so it has joined its group). Two runs of
+   ``--events`` RUM events each, spread over the active journey × step × segment keys:
+
+   - **backlog** (the measure the targets use): the worker is stopped, the events are produced
+     (whole record batches), and a new worker process (same group: committed offsets and
+     changelogged state) works through them. Its rate is taken like the plain consumer's,
+     from the first stored row of the run to the last (start-up and group join are not
+     counted; the rows of the first batch are not counted either).
+   - **live**: the events are produced while the worker runs; the rate is from the first send
+     until every event is stored, so on one machine the producer and the broker's produce
+     work share the cores with it.
+
+   Peak RSS is read from /proc (VmHWM), and the CPU time of the worker, the broker, the
+   ClickHouse server and this process (the producer) over each run from /proc, when they run
+   on this machine.
 3. Baseline: a plain aiokafka consumer that only decodes (orjson) the same topic.
 
-Printed: both rates, their ratio, peak RSS, the targets (≥ 50,000 events/s, ≥ 0.5 of the
-plain consumer, ≤ 500 MB with 1,000 active keys), and where the CPU went: per event for each
-process, the worker's events per CPU second (what it would do with a core of its own), and the
-rate the broker, ClickHouse and the producer alone leave room for on this machine's cores.
+Printed: both worker rates, the plain consumer's, the ratio (backlog / plain), peak RSS, the
+targets (≥ 50,000 events/s, ≥ 0.5 of the plain consumer, ≤ 500 MB with 1,000 active keys),
+and where the CPU went: per event for each process, the worker's events per CPU second (what
+it would do with a core of its own), and the rate the broker, ClickHouse and the producer alone
+leave room for on this machine's cores.
 """
 
 from __future__ import annotations
@@ -65,20 +75,27 @@ WARMUP_EVENTS = 500
 @dataclass
 class WorkerBenchResult:
     events: int
+    """Events of each run (backlog and live)."""
     active_keys: int
     plain_consumer_events_per_s: float
     worker_events_per_s: float
+    """The backlog run: a topic already holding the events, like the plain consumer's."""
+    live_events_per_s: float
+    """The live run: from the first send while the worker runs until the last row."""
     ratio: float
+    """Backlog rate / plain consumer rate (both read a topic that holds the events)."""
     worker_peak_rss_mb: float
     worker_cpu_us_per_event: float
-    """The worker's CPU time (user + system) from the first send to the last row, per event."""
+    """The worker's CPU time (user + system) per event over the backlog run."""
     worker_events_per_cpu_s: float
     """What one worker process would do with a core of its own (events / its CPU seconds)."""
     cpu_us_per_event: dict[str, float]
-    """CPU time per event of each local process over the measured run (where the cores went)."""
+    """CPU time per event of each local process over the backlog run (where the cores went)."""
+    live_cpu_us_per_event: dict[str, float]
+    """The same over the live run (the producer and the broker's produce work included)."""
     others_ceiling_events_per_s: float | None
     """Events/s the CPU of everything but the worker (broker, ClickHouse, producer) allows on
-    this machine's cores, with a worker that cost nothing."""
+    this machine's cores over the live run, with a worker that cost nothing."""
     cores: int
     load_average_1m: float
     """Before the run: other load on the machine makes every rate lower."""
@@ -279,25 +296,32 @@ def run_worker_bench(
         client.close()
         warmup = make_events(WARMUP_EVENTS, journeys, steps, 1, seed=11, base=WARMUP_BASE)
         asyncio.run(produce(kafka, warmup, progress))
+        # the backlog's events come after the live run's in event time (their windows follow)
+        backlog = make_events(events, journeys, steps, minutes, seed=13, base=_after(minutes))
         load = os.getloadavg()[0]
-        run = _measure_worker(kafka, dsn, catalog_path, warmup, values, work, progress)
+        live, run = _measure_worker(
+            kafka, dsn, catalog_path, (warmup, values, backlog), work, progress
+        )
         progress("plain aiokafka consumer (decode only), over the same topic")
-        plain = asyncio.run(plain_consumer_rate(kafka, len(warmup) + len(values)))
+        plain = asyncio.run(plain_consumer_rate(kafka, len(warmup) + len(values) + len(backlog)))
     keys = active_keys(journeys, steps)
-    rate, rss = run.events_per_s, run.peak_rss_mb
-    per_event = {name: round(s / len(values) * 1e6, 1) for name, s in run.cpu_s.items()}
-    others = [us for name, us in per_event.items() if name != "worker"]
+    rate, rss = run.events_per_s, max(run.peak_rss_mb, live.peak_rss_mb)
+    per_event = {name: round(s / len(backlog) * 1e6, 1) for name, s in run.cpu_s.items()}
+    live_per_event = {name: round(s / len(values) * 1e6, 1) for name, s in live.cpu_s.items()}
+    others = [us for name, us in live_per_event.items() if name != "worker"]
     cores = os.cpu_count() or 1
     return WorkerBenchResult(
         events=len(values),
         active_keys=keys,
         plain_consumer_events_per_s=round(plain),
         worker_events_per_s=round(rate),
+        live_events_per_s=round(live.events_per_s),
         ratio=round(rate / plain, 3),
         worker_peak_rss_mb=round(rss, 1),
         worker_cpu_us_per_event=per_event["worker"],
         worker_events_per_cpu_s=round(1e6 / max(per_event["worker"], 1e-6)),
         cpu_us_per_event=per_event,
+        live_cpu_us_per_event=live_per_event,
         others_ceiling_events_per_s=round(cores * 1e6 / sum(others)) if len(others) == 3 else None,
         cores=cores,
         load_average_1m=round(load, 2),
@@ -353,17 +377,22 @@ def _own_cpu_s() -> float:
     return times.user + times.system
 
 
+def _after(minutes: int) -> int:
+    """Where the backlog run's events start: past the live run's windows and closers."""
+    return BASE + (minutes + 10) * 60
+
+
 def _measure_worker(
     kafka: KafkaSettings,
     dsn: str,
     catalog: Path,
-    warmup: list[bytes],
-    values: list[bytes],
+    runs: tuple[list[bytes], list[bytes], list[bytes]],
     work: Path,
     progress: Any,
-) -> _WorkerRun:
-    """Start the worker on the warm-up events, then time ``values`` from the first send until
-    every one is stored raw: end-to-end throughput, Kafka included."""
+) -> tuple[_WorkerRun, _WorkerRun]:
+    """The live run, then the backlog run (see the module docstring); each ends when every
+    event is stored raw."""
+    warmup, values, backlog = runs
     env = {
         **os.environ,
         "JOURNEYLENS_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
@@ -372,49 +401,98 @@ def _measure_worker(
         "JOURNEYLENS_CATALOG_PATH": str(catalog),
         "JOURNEYLENS_WORKER_APP_ID": f"bench-worker-{uuid.uuid4().hex[:6]}",
     }
-    log = (work / "worker.log").open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "journeylens.cli.main", "worker"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=work,
-    )  # fmt: skip
-    raw = "SELECT count() FROM rum_events"
-    expected = len(warmup) + len(values)
-    try:
+    stored = len(warmup)
+    with _worker_process(env, work, "worker.log") as worker:
         progress("starting the worker on the warm-up events")
-        _wait_for(lambda: _count(dsn, raw) >= len(warmup), worker, 180)
-        progress(f"producing {len(values):,} events to {kafka.physical(Topic.RUM_BEACONS)}")
+        _wait_for(lambda: _count(dsn, RAW_COUNT) >= stored, worker, 180)
+        progress(f"live run: producing {len(values):,} events while the worker runs")
         pids = {"worker": worker.pid, **_server_pids(kafka, dsn)}
         cpu_before = {name: process_cpu_s(pid) for name, pid in pids.items()}
         own_before = _own_cpu_s()
         started = time.perf_counter()
         asyncio.run(produce(kafka, values, progress))
-        done_at, _ = _wait_for(lambda: _count(dsn, raw) >= expected, worker, 900, progress, dsn)
+        stored += len(values)
+        done_at = _wait_for(lambda: _count(dsn, RAW_COUNT) >= stored, worker, 900, progress, dsn)
         cpu_s = {name: process_cpu_s(pid) - cpu_before[name] for name, pid in pids.items()}
         cpu_s["producer (bench process)"] = _own_cpu_s() - own_before
-        rss = _peak_rss_mb(worker.pid)
+        live = _WorkerRun(
+            len(values) / max(done_at - started, 1e-6), _peak_rss_mb(worker.pid), cpu_s, 0
+        )
+    progress(f"backlog run: worker stopped, producing {len(backlog):,} events")
+    asyncio.run(produce(kafka, backlog, progress))
+    with _worker_process(env, work, "worker-backlog.log") as worker:
+        progress("backlog run: a new worker process works through them")
+        seen: dict[str, int] = {}
+
+        def grown() -> bool:
+            seen["rows"] = _count(dsn, RAW_COUNT)
+            return seen["rows"] > stored
+
+        first_at = _wait_for(grown, worker, 180)
+        first_count = seen["rows"]
+        pids = {"worker": worker.pid, **_server_pids(kafka, dsn)}
+        cpu_before = {name: process_cpu_s(pid) for name, pid in pids.items()}
+        stored += len(backlog)
+        done_at = _wait_for(lambda: _count(dsn, RAW_COUNT) >= stored, worker, 900, progress, dsn)
+        cpu_s = {name: process_cpu_s(pid) - cpu_before[name] for name, pid in pids.items()}
+        counted = stored - first_count
+        if counted < len(backlog) // 2:
+            raise click.ClickException(
+                f"the first batch of the backlog run stored {len(backlog) - counted:,} of "
+                f"{len(backlog):,} events: too few left to time; raise --events"
+            )
+        rate = counted / max(done_at - first_at, 1e-6)
+        # CPU over the timed span only, scaled to the whole backlog for the per-event figures
+        scale = len(backlog) / counted
+        run = _WorkerRun(
+            rate,
+            _peak_rss_mb(worker.pid),
+            {name: seconds * scale for name, seconds in cpu_s.items()},
+            _count(dsn, "SELECT count() FROM journey_aggregates"),
+        )
+    return live, run
+
+
+RAW_COUNT = "SELECT count() FROM rum_events"
+
+
+@contextmanager
+def _worker_process(
+    env: dict[str, str], work: Path, log_name: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A ``journeylens worker`` process, stopped (SIGTERM: it commits and leaves its group)
+    when the block ends."""
+    log = (work / log_name).open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "journeylens.cli.main", "worker"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=work,
+    )  # fmt: skip
+    try:
+        yield worker
     finally:
         worker.terminate()
-        worker.wait(timeout=30)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
         log.close()
-    rate = len(values) / max(done_at - started, 1e-6)
-    aggregates = _count(dsn, "SELECT count() FROM journey_aggregates")
-    return _WorkerRun(rate, rss, cpu_s, aggregates)
 
 
 def _wait_for(
     predicate: Any, worker: subprocess.Popen[bytes], timeout_s: float,
     progress: Any = None, dsn: str | None = None,
-) -> tuple[float, int]:  # fmt: skip
+) -> float:  # fmt: skip
+    """When ``predicate()`` first held (``time.perf_counter``)."""
     deadline = time.monotonic() + timeout_s
     last_report = time.monotonic()
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             raise click.ClickException(f"the worker exited with {worker.returncode}")
         if predicate():
-            return time.perf_counter(), 0
+            return time.perf_counter()
         if progress is not None and dsn and time.monotonic() - last_report > 5:
-            stored = _count(dsn, "SELECT count() FROM rum_events")
-            progress(f"worker stored {stored:,} rows")
+            progress(f"worker stored {_count(dsn, RAW_COUNT):,} rows")
             last_report = time.monotonic()
         time.sleep(0.05)
     raise click.ClickException(f"the worker did not finish within {timeout_s:.0f}s")
@@ -423,15 +501,19 @@ def _wait_for(
 def render(result: WorkerBenchResult) -> str:
     r = result
     lines = [
-        f"events: {r.events:,}   active journey x step x segment keys: {r.active_keys:,}",
+        f"events per run: {r.events:,}   active journey x step x segment keys: {r.active_keys:,}",
         f"plain aiokafka consumer (decode only): {r.plain_consumer_events_per_s:>10,.0f} events/s",
-        f"worker (Kafka -> aggregates + raw rows): {r.worker_events_per_s:>10,.0f} events/s",
-        f"ratio worker/plain: {r.ratio:.3f}",
+        f"worker, backlog (Kafka -> aggregates + raw rows): {r.worker_events_per_s:>10,.0f}"
+        " events/s",
+        f"worker, live (while the producer writes): {r.live_events_per_s:>10,.0f} events/s",
+        f"ratio worker (backlog) / plain: {r.ratio:.3f}",
         f"worker peak RSS: {r.worker_peak_rss_mb:.1f} MB   aggregate rows: {r.aggregate_rows:,}",
         f"worker CPU: {r.worker_cpu_us_per_event:.1f} µs/event"
         f" ({r.worker_events_per_cpu_s:,.0f} events per CPU second)",
-        "CPU per event: "
+        "CPU per event, backlog: "
         + ", ".join(f"{name} {us:.1f} µs" for name, us in r.cpu_us_per_event.items()),
+        "CPU per event, live: "
+        + ", ".join(f"{name} {us:.1f} µs" for name, us in r.live_cpu_us_per_event.items()),
         f"machine: {r.cores} cores, load average {r.load_average_1m} before the run",
     ]
     if r.others_ceiling_events_per_s is not None:
