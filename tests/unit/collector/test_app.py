@@ -498,3 +498,81 @@ async def test_a_repeated_header_counts_once_first_value_wins(
     )
     assert response.status_code == 202, response.text
     assert sink.events[0].app == "demo-shop"
+
+
+# ------------------------------------------------------------------------ raw ASGI answers
+
+
+async def test_repeated_answers_carry_their_own_counts_and_origin(
+    client: httpx.AsyncClient, sink: FakeSink
+) -> None:
+    """202 answers are built once per (accepted, rejected, origin) and reused: each request
+    still gets the counts and CORS headers of its own beacon and origin."""
+    url = f"/v1/beacons?k={SITE_KEY}"
+    one = beacon()
+    bad = beacon(items=[{"type": "page_view"}, {"type": "nope"}])
+    cors = {"origin": ORIGIN}
+    answers = [
+        await client.post(url, content=orjson.dumps(body), headers=headers)
+        for body, headers in ((one, cors), (bad, cors), (one, cors), (one, {}))
+    ]
+    assert [a.status_code for a in answers] == [202, 202, 202, 202]
+    assert [a.json() for a in answers] == [
+        {"accepted": 1, "rejected": 0},
+        {"accepted": 1, "rejected": 1},
+        {"accepted": 1, "rejected": 0},
+        {"accepted": 1, "rejected": 0},
+    ]
+    assert [a.headers.get("access-control-allow-origin") for a in answers] == [
+        ORIGIN, ORIGIN, ORIGIN, None,
+    ]  # fmt: skip
+    assert all(a.headers["content-length"] == str(len(a.content)) for a in answers)
+    assert len(sink.events) == 4
+
+
+async def test_ingestion_routes_answer_through_the_router_when_mounted(
+    sink: FakeSink, tmp_path: Path
+) -> None:
+    """Mounted under a prefix, requests miss the exact-path shortcut and reach the endpoints
+    through FastAPI's router: same answers."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    app = create_app(CollectorSettings(), demo_catalog(), sink, agent_path=tmp_path / "rum.js")
+    outer = Starlette(routes=[Mount("/collect", app=app)])
+    transport = httpx.ASGITransport(app=outer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://c") as c:
+        ok = await c.post(
+            f"/collect/v1/beacons?k={SITE_KEY}",
+            content=orjson.dumps(beacon()),
+            headers={"origin": ORIGIN, "user-agent": CHROME_UA},
+        )
+        bad = await c.post(f"/collect/v1/beacons?k={SITE_KEY}", content=b"{not json")
+    assert ok.status_code == 202, ok.text
+    assert ok.json() == {"accepted": 1, "rejected": 0}
+    assert ok.headers["access-control-allow-origin"] == ORIGIN
+    assert ok.headers["content-type"] == "application/json"
+    assert bad.status_code == 400
+    assert bad.headers["content-type"] == "application/problem+json"
+    assert len(sink.events) == 1
+
+
+async def test_enriched_contexts_are_shared_only_between_equal_contexts(
+    client: httpx.AsyncClient, sink: FakeSink
+) -> None:
+    """Contexts are cached per process: beacons from the same browser, connection and country
+    share one; another user agent or connection gets its own."""
+    firefox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
+    url = f"/v1/beacons?k={SITE_KEY}"
+    slow = beacon()
+    slow["conn"] = {"type": "3g", "rtt": 300, "downlink": 1}
+    for body, agent in ((beacon(), CHROME_UA), (beacon(), CHROME_UA), (beacon(), firefox),
+                        (slow, CHROME_UA)):  # fmt: skip
+        response = await client.post(url, content=orjson.dumps(body), headers={"user-agent": agent})
+        assert response.status_code == 202
+    chrome, again, fox, slow_chrome = (event.context for event in sink.events)
+    assert chrome is again
+    assert (chrome.browser, fox.browser) == ("Chrome", "Firefox")
+    assert (chrome.connection_type, slow_chrome.connection_type) == ("4g", "3g")
+    assert (chrome.rtt_ms, slow_chrome.rtt_ms) == (50.0, 300.0)
+    assert slow_chrome.browser == "Chrome" and slow_chrome is not chrome

@@ -275,3 +275,18 @@ def test_vitals_and_navigation_keep_field_order_and_fields_set() -> None:
     empty = parse(beacon({"type": "page_view", "vitals": {}, "nav": {"dns": None}}), META)
     assert empty.events[0].navigation is None
     assert empty.events[0].vitals == WebVitals()
+
+
+def test_connection_contexts_are_shared_per_distinct_input_and_typed() -> None:
+    """`connection()` returns one object per distinct (type, rtt, downlink), with the JSON
+    types part of the key: ``1`` is a number, ``True`` is not, though they compare equal."""
+    from journeylens.collector.formats import _common as c
+
+    first = c.connection("4g", 50, 10)
+    assert c.connection("4g", 50, 10) is first
+    assert (first.connection_type, first.rtt_ms, first.downlink_mbps) == ("4g", 50.0, 10.0)
+    as_bool = c.connection("4g", True, 10)
+    assert as_bool is not c.connection("4g", 1, 10)
+    assert as_bool.rtt_ms is None and c.connection("4g", 1, 10).rtt_ms == 1.0
+    listed = c.connection("4g", [50], 10)  # unhashable input still gives its context
+    assert listed.rtt_ms is None and listed.connection_type == "4g"
