@@ -94,13 +94,13 @@ class DependencyState:
         self.network_errors += other.network_errors
         self.page_mean_ms.merge(other.page_mean_ms)
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self, canonical: bool = True) -> dict[str, Any]:
         return {
             "provider": self.provider,
             "requests": self.requests,
             "failures": self.failures,
             "network_errors": self.network_errors,
-            "page_mean_ms": self.page_mean_ms.to_state(),
+            "page_mean_ms": self.page_mean_ms.to_state(canonical),
         }
 
     @classmethod
@@ -206,13 +206,17 @@ class RumState:
             mine.merge(dep)
         return self
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self, canonical: bool = True) -> dict[str, Any]:
+        """The state as plain data; ``canonical`` sorts every set and map (equal states give
+        equal output), otherwise they keep their own order (cheaper: the worker's changelog,
+        decoded into the same state)."""
         state: dict[str, Any] = {name: getattr(self, name) for name in _RUM_COUNTERS}
         for name in _RUM_SKETCHES:
-            state[name] = getattr(self, name).to_state()
-        state["sessions"] = self.sessions.to_state()
-        state["error_pages"] = sorted(self.error_pages)
-        state["deps"] = {host: self.deps[host].to_state() for host in sorted(self.deps)}
+            state[name] = getattr(self, name).to_state(canonical)
+        state["sessions"] = self.sessions.to_state(canonical)
+        state["error_pages"] = sorted(self.error_pages) if canonical else list(self.error_pages)
+        hosts = sorted(self.deps) if canonical else self.deps
+        state["deps"] = {host: self.deps[host].to_state(canonical) for host in hosts}
         return state
 
     @classmethod
@@ -649,9 +653,9 @@ class RowState:
             self.synthetic.merge(other.synthetic)
         return self
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self, canonical: bool = True) -> dict[str, Any]:
         return {
-            "rum": None if self.rum is None else self.rum.to_state(),
+            "rum": None if self.rum is None else self.rum.to_state(canonical),
             "synthetic": None if self.synthetic is None else self.synthetic.to_state(),
         }
 

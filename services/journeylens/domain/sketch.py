@@ -102,15 +102,16 @@ class QuantileSketch:
         other.zero = self.zero
         return other
 
-    def to_state(self) -> dict[str, Any]:
-        """``{"a": accuracy, "z": zero count, "i": [bucket index…], "c": [count…]}``, sorted."""
-        keys = sorted(self.bins)
-        return {
-            "a": self.relative_accuracy,
-            "z": self.zero,
-            "i": keys,
-            "c": list(map(self.bins.__getitem__, keys)),
-        }
+    def to_state(self, canonical: bool = True) -> dict[str, Any]:
+        """``{"a": accuracy, "z": zero count, "i": [bucket index…], "c": [count…]}``, sorted
+        by bucket (``canonical``), or in the sketch's own order (cheaper; same sketch)."""
+        bins = self.bins
+        if canonical:
+            keys = sorted(bins)
+            counts = list(map(bins.__getitem__, keys))
+        else:
+            keys, counts = list(bins), list(bins.values())
+        return {"a": self.relative_accuracy, "z": self.zero, "i": keys, "c": counts}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> QuantileSketch:
@@ -249,10 +250,12 @@ class SessionSet:
         other.hashes = None if self.hashes is None else list(self.hashes)
         return other
 
-    def to_state(self) -> dict[str, Any]:
-        """``{"ids": [...]}`` (sorted) while exact, ``{"h": [hash…], "k": k}`` in sketch mode."""
+    def to_state(self, canonical: bool = True) -> dict[str, Any]:
+        """``{"ids": [...]}`` while exact (sorted when ``canonical``, else in set order: the
+        same set, cheaper), ``{"h": [hash…], "k": k}`` in sketch mode."""
         if self.hashes is None:
-            return {"ids": sorted(self.ids), "cap": self.cap, "k": self.k}
+            ids = sorted(self.ids) if canonical else list(self.ids)
+            return {"ids": ids, "cap": self.cap, "k": self.k}
         self.compact()
         return {"h": list(self.hashes), "cap": self.cap, "k": self.k}
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, NamedTuple
 
+import cramjam
 import orjson
 
 from journeylens.contracts.catalog import Catalog
@@ -39,8 +40,11 @@ SYNTHETIC = "synthetic"
 STATE_VERSION = 1
 _REQUIRED = {RUM: ("event_id", "timestamp"), SYNTHETIC: ("run_id", "started_at")}
 """Fields a message of each stream must have; one without them is dead-lettered."""
-STATE_COMPRESSION = 1
-"""zlib level of the changelogged state: 1 encodes ~25 % faster than 3, for ~17 % more bytes."""
+STATE_LZ4_LEVEL = 1
+"""The changelogged state is an LZ4 frame at level 1: ~3.5x faster than zlib level 1 for a
+similar size (a journey state is mostly sketch buckets and session ids). Blobs written
+before, zlib streams, still decode."""
+_LZ4_FRAME_MAGIC = b"\x04\x22\x4d\x18"
 
 
 class Record(NamedTuple):
@@ -78,18 +82,19 @@ class JourneyState:
         closer = self.closer.to_state() if self.closer is not None else None
         doc = {
             "v": STATE_VERSION,
-            "windows": [[*key, row.to_state()] for key, row in self.windows.items()],
+            # not canonical: sets and sketch buckets in their own order (the same state)
+            "windows": [[*key, row.to_state(False)] for key, row in self.windows.items()],
             "closer": closer,
             "offsets": self.offsets,
             "detector": self.detector,
             "partition": self.partition,
             "stream_marks": self.stream_marks,
         }
-        return zlib.compress(orjson.dumps(doc), STATE_COMPRESSION)
+        return _compress(orjson.dumps(doc))
 
     @classmethod
     def decode(cls, blob: bytes, clock: Clock, idle_timeout_s: float) -> JourneyState:
-        doc = orjson.loads(zlib.decompress(blob))
+        doc = orjson.loads(_decompress(blob))
         windows: dict[Key, RowState] = {
             (w[0], w[1], int(w[2]), w[3], w[4]): RowState.from_state(w[5]) for w in doc["windows"]
         }
@@ -107,6 +112,20 @@ class JourneyState:
             int(doc.get("partition", -1)),
             {k: int(v) for k, v in (doc.get("stream_marks") or {}).items()},
         )
+
+
+def _compress(data: bytes) -> bytes:
+    compressor = cramjam.lz4.Compressor(
+        level=STATE_LZ4_LEVEL, content_checksum=False, block_linked=False
+    )
+    compressor.compress(data)
+    return bytes(compressor.finish())
+
+
+def _decompress(blob: bytes) -> bytes:
+    if blob[:4] == _LZ4_FRAME_MAGIC:
+        return bytes(cramjam.lz4.decompress(blob))
+    return zlib.decompress(blob)  # a state changelogged by an earlier version
 
 
 @dataclass(slots=True)

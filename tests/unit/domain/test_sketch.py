@@ -157,3 +157,22 @@ def test_session_set_merge_is_order_independent(a: list[int], b: list[int], c: l
     two = make(c).merge(make(b).merge(make(a)))
     assert one.estimate() == two.estimate()
     assert one.to_state() == two.to_state()
+
+
+def test_non_canonical_states_decode_to_the_same_sketches_and_sets() -> None:
+    """The worker's changelog form (buckets and ids in their own order) is the same state."""
+    sketch = QuantileSketch()
+    for v in (900.0, 0, 3.5, 12_000.0, 3.5, 250.0):  # buckets added out of order
+        sketch.add(v)
+    loose = json.loads(json.dumps(sketch.to_state(canonical=False)))
+    assert loose["i"] != sorted(loose["i"])
+    assert QuantileSketch.from_state(loose).to_state() == sketch.to_state()
+    exact, kmv = SessionSet(cap=100), SessionSet(cap=100, k=64)
+    for i in range(60):
+        exact.add(f"z{i}" if i % 2 else f"a{i}")
+    for i in range(5_000):
+        kmv.add(f"session-{i}")
+    for s in (exact, kmv):
+        again = SessionSet.from_state(json.loads(json.dumps(s.to_state(canonical=False))))
+        assert again.to_state() == s.to_state()
+        assert again.estimate() == s.estimate()
