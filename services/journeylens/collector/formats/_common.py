@@ -493,6 +493,14 @@ _EVENT_FIELDS_SET = frozenset(
 )  # fmt: skip
 
 
+_VIEW_FIELDS_SET = set(_EVENT_FIELDS_SET)
+_SHARED_DEPENDENCY_FIELDS_SET = set(_DEPENDENCY_FIELDS_SET)
+"""Fields-set objects shared by the page views and dependency timings the hot path builds
+(one set fewer to allocate and free per object). Nothing reads them but ``exclude_unset``
+dumps, which no code path uses; a later attribute write would add a name that is already in
+them or harmlessly widen them."""
+
+
 class EventTemplate:
     """`build_event` for the many events of one request: the shared fields are set up once.
 
@@ -582,7 +590,7 @@ class EventTemplate:
         fields["errors"] = []
         fields["api_errors"] = []
         fields["dependencies"] = dependencies
-        return instantiate(RumEvent, fields, set(_EVENT_FIELDS_SET))
+        return instantiate(RumEvent, fields, _VIEW_FIELDS_SET)
 
 
 def dependency(
@@ -601,7 +609,7 @@ def dependency(
             "max_duration_ms": round(max_ms, 3),
             "transfer_bytes": transfer_bytes,
         },
-        set(_DEPENDENCY_FIELDS_SET),
+        _SHARED_DEPENDENCY_FIELDS_SET,
     )
 
 
