@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import unquote_plus, urlsplit
 
 from ua_parser import parse as parse_user_agent
@@ -107,9 +107,9 @@ class ClientInfo:
 NO_CLIENT = ClientInfo()
 
 
-@dataclass(frozen=True, slots=True)
-class RequestContext:
-    """Per-request facts shared by every event of a batch."""
+class RequestContext(NamedTuple):
+    """Per-request facts shared by every event of a batch (immutable; a named tuple because
+    it is built for every request, twice as fast as a frozen dataclass)."""
 
     user_agent: str | None
     client: ClientInfo

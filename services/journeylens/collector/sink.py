@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -464,29 +465,24 @@ class KafkaSink:
         loop = asyncio.get_running_loop()
         partitions = self._partitions
         free = list(producers)
-        rounds: set[asyncio.Task[None]] = set()
-        try:
-            while True:
+        freed = asyncio.Event()
+        while True:
+            ready = [p for p in partitions.values() if p.waiting]
+            if not ready:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            deadline = min(p.waiting[0].opened_at for p in ready) + self._linger_s
+            if deadline > loop.time() and all(len(p.waiting) == 1 for p in ready):
+                await self._linger(loop, deadline)
                 ready = [p for p in partitions.values() if p.waiting]
-                if not ready:
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                    continue
-                deadline = min(p.waiting[0].opened_at for p in ready) + self._linger_s
-                if deadline > loop.time() and all(len(p.waiting) == 1 for p in ready):
-                    await self._linger(loop, deadline)
-                    ready = [p for p in partitions.values() if p.waiting]
-                if not free:  # every connection has a round in flight: the batches grow
-                    await asyncio.wait(rounds, return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                producer = free.pop()
-                sent = await self._send_round(producer, ready)
-                task = asyncio.create_task(self._settle_round(sent), name="kafka-sink-round")
-                rounds.add(task)
-                task.add_done_callback(_returning(producer, free, rounds))
-        finally:
-            for task in rounds:
-                task.cancel()
+            if not free:  # every connection has a round in flight: the batches grow
+                freed.clear()
+                await freed.wait()
+                continue
+            producer = free.pop()
+            sent = await self._send_round(producer, ready)
+            _Round(self, sent, functools.partial(_release, producer, free, freed))
 
     async def _send_round(
         self, producer: Any, ready: list[_Partition]
@@ -503,11 +499,6 @@ class KafkaSink:
             else:
                 sent.append((batch, future))
         return sent
-
-    async def _settle_round(self, sent: list[tuple[_Batch, asyncio.Future[Any]]]) -> None:
-        outcomes = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
-        for (batch, _), outcome in zip(sent, outcomes, strict=True):
-            self._done(batch, outcome if isinstance(outcome, BaseException) else None)
 
     async def _linger(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         """Keep the open batches open until ``deadline``, or until a whole pass of the event
@@ -546,16 +537,39 @@ def _settle(batch: _Batch, error: BaseException | None) -> None:
             waiter.exception()
 
 
-def _returning(
-    producer: Any, free: list[Any], rounds: set[asyncio.Task[None]]
-) -> Callable[[asyncio.Task[None]], None]:
+class _Round:
+    """One produce request in flight on one connection: each batch is settled as Kafka
+    answers it (a done callback: no task or gather per round), and the connection is given
+    back once every batch of the round is answered."""
+
+    __slots__ = ("sink", "pending", "release")
+
+    def __init__(
+        self,
+        sink: KafkaSink,
+        sent: list[tuple[_Batch, asyncio.Future[Any]]],
+        release: Callable[[], None],
+    ) -> None:
+        self.sink = sink
+        self.pending = len(sent)
+        self.release = release
+        if not sent:
+            release()
+        for batch, future in sent:
+            future.add_done_callback(functools.partial(self._answered, batch))
+
+    def _answered(self, batch: _Batch, future: asyncio.Future[Any]) -> None:
+        error = asyncio.CancelledError() if future.cancelled() else future.exception()
+        self.sink._done(batch, error)
+        self.pending -= 1
+        if self.pending == 0:
+            self.release()
+
+
+def _release(producer: Any, free: list[Any], freed: asyncio.Event) -> None:
     """A round is over: its connection is free for the next one."""
-
-    def done(task: asyncio.Task[None]) -> None:
-        rounds.discard(task)
-        free.append(producer)
-
-    return done
+    free.append(producer)
+    freed.set()
 
 
 def _cancelling(timer: asyncio.TimerHandle) -> Callable[[asyncio.Future[None]], None]:

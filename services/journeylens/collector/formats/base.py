@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from journeylens.contracts.rum_beacons_v1 import RumEvent
 
@@ -21,9 +21,9 @@ class MalformedBody(ValueError):
     """The whole body is unusable (not JSON, wrong top-level shape): answer 400."""
 
 
-@dataclass(frozen=True, slots=True)
-class RequestMeta:
-    """What the collector knows about the request, independent of the format."""
+class RequestMeta(NamedTuple):
+    """What the collector knows about the request, independent of the format (immutable; a
+    named tuple because it is built for every request, twice as fast as a frozen dataclass)."""
 
     app: str
     received_at: datetime
