@@ -103,6 +103,7 @@ Answer = Callable[[Scope, Receive, Send], Awaitable[None]]
 HotEndpoint = Callable[[Scope, Receive], Awaitable[Answer]]
 CORS_CACHE_SIZE = 1024
 ANSWER_CACHE_SIZE = 4096
+QUERY_KEY_CACHE_SIZE = 1024
 
 
 class RawAnswer:
@@ -171,6 +172,8 @@ class Collector:
         self.max_items = settings.max_batch_items
         self.country_header = self.enricher.country_header
         self._cors_cache: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._query_keys: dict[bytes, str | None] = {}
+        """Query string → its site key (``k``), for short query strings."""
         self._answers: dict[tuple[int, int, str | None], RawAnswer] = {}
         """202 answers by (accepted, rejected, origin): immutable, shared by requests."""
         self._wanted_headers = frozenset(
@@ -279,7 +282,14 @@ class Collector:
     def _site(self, scope: Scope, headers: Mapping[str, str]) -> Site:
         key = headers.get("x-journeylens-key") or headers.get("x-api-key")
         if not key:
-            key = _query_key(scope.get("query_string", b""))
+            query: bytes = scope.get("query_string", b"")
+            key = self._query_keys.get(query)
+            if key is None:  # agents repeat the same query string (`?k=<site key>`)
+                key = _query_key(query)
+                if len(query) <= 256:
+                    if len(self._query_keys) >= QUERY_KEY_CACHE_SIZE:
+                        self._query_keys.clear()
+                    self._query_keys[query] = key
         return self.guard.site(key)
 
     async def _body(self, scope: Scope, receive: Receive, headers: Mapping[str, str]) -> bytes:

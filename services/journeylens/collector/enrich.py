@@ -39,6 +39,7 @@ MAX_USER_AGENT = 512
 UA_CACHE_SIZE = 4096
 URL_CACHE_SIZE = 8192
 CONTEXT_CACHE_SIZE = 4096
+PROVIDER_CACHE_SIZE = 8192
 """Distinct enriched contexts kept per process (cleared when full)."""
 
 CONNECTION_TYPES = frozenset(
@@ -303,6 +304,8 @@ class Enricher:
             classify_user_agent
         )
         self._contexts: dict[tuple[Any, ...], tuple[ClientInfo, Context]] = {}
+        self._providers: dict[str, str | None] = {}
+        """Dependency host → catalog provider, for the process (bounded)."""
 
     def context(
         self,
@@ -338,7 +341,9 @@ class Enricher:
         (context, user agent) pair is replaced by one new enriched ``Context``.
         """
         contexts: dict[tuple[int, str | None], Context] = {}
-        providers: dict[str, str | None] = {}  # per request: a batch repeats its hosts
+        providers = self._providers  # hosts repeat across beacons; the catalog is fixed
+        if len(providers) >= PROVIDER_CACHE_SIZE:
+            providers.clear()
         match, provider = self.matcher.match, self.matcher.provider
         scrub = self.scrubber.scrub
         for event in events:
