@@ -203,7 +203,7 @@ def producer_options(kafka: KafkaSettings) -> dict[str, Any]:
 class _Batch:
     """One producer batch of one partition: messages of any number of requests."""
 
-    __slots__ = ("builder", "count", "opened_at", "delivered", "waiters")
+    __slots__ = ("builder", "count", "opened_at", "delivered", "waiters", "expiry")
 
     def __init__(self, builder: Any, opened_at: float, delivered: asyncio.Future[None]) -> None:
         self.builder = builder
@@ -211,6 +211,8 @@ class _Batch:
         self.opened_at = opened_at
         self.delivered = delivered
         """Settled once Kafka answered (or the ack timeout passed); never awaited by requests."""
+        self.expiry: asyncio.TimerHandle | None = None
+        """Fails the batch once the ack timeout passed; cancelled when it is settled."""
         self.waiters: list[asyncio.Future[None]] = []
         """One future per request awaiting this batch: a request that goes away (cancelled)
         cancels its own future, never the batch's (cheaper than ``asyncio.shield``)."""
@@ -444,8 +446,7 @@ class KafkaSink:
             loop = asyncio.get_running_loop()
             now = loop.time()
             batch = _Batch(producer.create_batch(), now, loop.create_future())
-            expiry = loop.call_at(now + self._ack_timeout_s, _expire, batch)
-            batch.delivered.add_done_callback(_cancelling(expiry))
+            batch.expiry = loop.call_at(now + self._ack_timeout_s, _expire, batch)
             if batch.builder.append(timestamp=None, key=key, value=value) is None:
                 raise SinkUnavailable("a message exceeds the producer batch size", 0)
             partition.waiting.append(batch)
@@ -521,6 +522,8 @@ def _settle(batch: _Batch, error: BaseException | None) -> None:
     delivered = batch.delivered
     if delivered.done():  # expired earlier: the requests already answered 503
         return
+    if batch.expiry is not None:
+        batch.expiry.cancel()
     if error is None:
         delivered.set_result(None)
     else:
@@ -570,13 +573,6 @@ def _release(producer: Any, free: list[Any], freed: asyncio.Event) -> None:
     """A round is over: its connection is free for the next one."""
     free.append(producer)
     freed.set()
-
-
-def _cancelling(timer: asyncio.TimerHandle) -> Callable[[asyncio.Future[None]], None]:
-    def cancel(_delivered: asyncio.Future[None]) -> None:
-        timer.cancel()
-
-    return cancel
 
 
 def _expire(batch: _Batch) -> None:
