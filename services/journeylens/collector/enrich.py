@@ -39,8 +39,9 @@ MAX_USER_AGENT = 512
 UA_CACHE_SIZE = 4096
 URL_CACHE_SIZE = 8192
 CONTEXT_CACHE_SIZE = 4096
-PROVIDER_CACHE_SIZE = 8192
 """Distinct enriched contexts kept per process (cleared when full)."""
+PROVIDER_CACHE_SIZE = 8192
+"""Dependency hosts whose catalog provider is kept per process (cleared when full)."""
 
 CONNECTION_TYPES = frozenset(
     {

@@ -227,7 +227,8 @@ class _Batch:
 
 
 class _Partition:
-    """The batches of one topic partition: at most one in flight, the rest waiting in order."""
+    """The batches of one topic partition waiting to be sent, in order (the oldest leaves
+    with the next round; a round per connection may be in flight)."""
 
     __slots__ = ("topic", "partition", "waiting")
 
