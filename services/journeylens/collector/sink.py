@@ -45,6 +45,7 @@ import orjson
 from pydantic import BaseModel
 
 from journeylens.collector.formats.base import Rejected
+from journeylens.compression import lz4_frame
 from journeylens.contracts.journeylens_deadletter_v1 import DeadLetter
 from journeylens.contracts.rum_beacons_v1 import RumEvent
 from journeylens.settings import CollectorSettings, KafkaSettings, Topic
@@ -142,18 +143,6 @@ class KeyPartitioner:
         return partition
 
 
-LZ4_LEVEL = 1
-
-
-def _lz4_fast(payload: Any, level: int = LZ4_LEVEL) -> bytes:
-    """Kafka's LZ4 frame (no checksum, independent blocks) at a fast level."""
-    import cramjam
-
-    compressor = cramjam.lz4.Compressor(level=level, content_checksum=False, block_linked=False)
-    compressor.compress(payload)
-    return bytes(compressor.finish())
-
-
 def use_fast_lz4() -> bool:
     """Make this process's aiokafka batches use LZ4 level 1 instead of its default 9.
 
@@ -172,7 +161,7 @@ def use_fast_lz4() -> bool:
         except ImportError:
             continue
         if hasattr(module, "lz4_encode"):
-            setattr(module, "lz4_encode", _lz4_fast)  # noqa: B010 - a module global
+            setattr(module, "lz4_encode", lz4_frame)  # noqa: B010 - a module global
             replaced = True
     return replaced
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import cramjam
 import orjson
 
+from journeylens.compression import lz4_frame
 from journeylens.contracts.catalog import Catalog
 from journeylens.contracts.common import UNMAPPED
 from journeylens.domain.aggregation import (
@@ -90,7 +91,7 @@ class JourneyState:
             "partition": self.partition,
             "stream_marks": self.stream_marks,
         }
-        return _compress(orjson.dumps(doc))
+        return lz4_frame(orjson.dumps(doc), STATE_LZ4_LEVEL)
 
     @classmethod
     def decode(cls, blob: bytes, clock: Clock, idle_timeout_s: float) -> JourneyState:
@@ -112,14 +113,6 @@ class JourneyState:
             int(doc.get("partition", -1)),
             {k: int(v) for k, v in (doc.get("stream_marks") or {}).items()},
         )
-
-
-def _compress(data: bytes) -> bytes:
-    compressor = cramjam.lz4.Compressor(
-        level=STATE_LZ4_LEVEL, content_checksum=False, block_linked=False
-    )
-    compressor.compress(data)
-    return bytes(compressor.finish())
 
 
 def _decompress(blob: bytes) -> bytes:
