@@ -15,12 +15,26 @@ from clickhouse_connect.driver.client import Client
 
 from journeylens.domain.alertmanager import alertmanager_payload
 from journeylens.processor.pipeline import BatchOutput, Record
-from journeylens.storage.sink import TableWriter
+from journeylens.storage.sink import InsertRejected, TableWriter
 
 log = logging.getLogger(__name__)
 
+RUM_INPUT = "rum_events_input"
+"""Null table whose columns are the message's fields + view into rum_events (migration 0007):
+the messages go in unchanged (JSONEachRow) and the server's format reader parses them."""
 RUM_LANDING = "rum_events_landing"
-"""Null table + materialized view into rum_events (migration 0006): parsed once, server side."""
+"""One-String-column Null table + view into rum_events (migration 0006), parsed by JSONExtract:
+the lenient path, for a batch the typed table rejects (a field of the wrong type)."""
+RUM_INSERT_SETTINGS = {
+    "input_format_skip_unknown_fields": 1,
+    "input_format_null_as_default": 1,
+    "input_format_json_defaults_for_missing_elements_in_named_tuple": 1,
+    "input_format_json_ignore_unknown_keys_in_named_tuple": 1,
+    # rum_events is a ReplacingMergeTree read with FINAL (a replay replaces its earlier copy):
+    # collapsing the duplicates of one insert block as well cost a third of the server's CPU
+    # per event, and only a block holding one event twice would have any
+    "optimize_on_insert": 0,
+}
 
 Send = Callable[[str, bytes, bytes], Awaitable[None]]
 """(logical output name, key, value) → produced to Kafka."""
@@ -30,8 +44,10 @@ class ClickHouseOutputs:
     """One writer per table; every write of a batch happens before its offsets are committed."""
 
     def __init__(self, client: Client) -> None:
-        # RUM messages go in unchanged; the view of migration 0006 flattens them into rum_events.
-        self.rum = TableWriter(client, RUM_LANDING)
+        # RUM messages go in unchanged; the views of migrations 0007 (typed) and 0006 (lenient)
+        # flatten them into rum_events.
+        self.rum = TableWriter(client, RUM_INPUT)
+        self.rum_lenient = TableWriter(client, RUM_LANDING)
         self.synthetic = TableWriter(client, "synthetic_results")
         self.aggregates = TableWriter(client, "journey_aggregates")
         self.anomalies = TableWriter(client, "anomalies")
@@ -39,11 +55,29 @@ class ClickHouseOutputs:
 
     def write_raw(self, out: BatchOutput) -> None:
         if out.rum_messages:
-            self.rum.write_messages(out.rum_messages)
+            self.write_rum(out.rum_messages)
         if out.synthetic_results:
             flat = self.synthetic.flattener
             self.synthetic.write(
                 r for res in out.synthetic_results for r in flat.synthetic_rows(res)
+            )
+
+    def write_rum(self, messages: Sequence[bytes]) -> None:
+        """Store RUM messages as rum_events rows: typed, or leniently when that is refused."""
+        try:
+            self.rum.write_messages(
+                messages, "JSONEachRow", RUM_INSERT_SETTINGS, retry_rejected=False
+            )
+        except InsertRejected as exc:
+            log.warning(
+                "ClickHouse could not read %d RUM messages as typed rows (%s); storing this "
+                "batch through %s instead (same rows; a mistyped field takes its default)",
+                len(messages),
+                exc,
+                RUM_LANDING,
+            )
+            self.rum_lenient.write_messages(
+                messages, settings={"optimize_on_insert": RUM_INSERT_SETTINGS["optimize_on_insert"]}
             )
 
     def write_results(self, out: BatchOutput) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from journeylens.storage.rows import RowFlattener, TableShape, to_json_each_row
 
@@ -24,6 +25,11 @@ INSERT_SETTINGS = {
     "date_time_input_format": "best_effort",
     "input_format_skip_unknown_fields": 1,
 }
+
+
+class InsertRejected(RuntimeError):
+    """The server answered an insert with an error (not a lost connection): retrying the same
+    block would fail the same way. Raised only by writes that asked for it (``retry=False``)."""
 
 
 def table_shape(client: Client, table: str) -> TableShape:
@@ -58,14 +64,33 @@ class TableWriter:
             return 0
         return self._insert(block, block.count(b"\n") + 1, "JSONEachRow", INSERT_SETTINGS)
 
-    def write_messages(self, messages: Sequence[bytes]) -> int:
-        """Insert JSON messages unchanged, one row each, into a one-String-column table
-        (FORMAT JSONAsString): a landing table whose materialized view parses them."""
+    def write_messages(
+        self,
+        messages: Sequence[bytes],
+        fmt: str = "JSONAsString",
+        settings: Mapping[str, Any] | None = None,
+        *,
+        retry_rejected: bool = True,
+    ) -> int:
+        """Insert JSON messages unchanged, one row each: into a one-String-column table
+        (FORMAT JSONAsString, a landing table whose materialized view parses them), or with
+        ``fmt="JSONEachRow"`` into a table whose columns are the messages' fields.
+
+        Without ``retry_rejected``, an error the server answered (a message it cannot read)
+        raises `InsertRejected` at once; a lost connection is still retried."""
         if not messages:
             return 0
-        return self._insert(b"\n".join(messages), len(messages), "JSONAsString", {})
+        block = b"\n".join(messages)
+        return self._insert(block, len(messages), fmt, settings or {}, retry_rejected)
 
-    def _insert(self, block: bytes, count: int, fmt: str, settings: Mapping[str, Any]) -> int:
+    def _insert(
+        self,
+        block: bytes,
+        count: int,
+        fmt: str,
+        settings: Mapping[str, Any],
+        retry_rejected: bool = True,
+    ) -> int:
         waited = 0.0
         while True:
             try:
@@ -73,6 +98,9 @@ class TableWriter:
                     self.table, insert_block=block, fmt=fmt, settings=dict(settings)
                 )
             except Exception as exc:
+                rejected = isinstance(exc, DatabaseError) and not isinstance(exc, OperationalError)
+                if rejected and not retry_rejected:
+                    raise InsertRejected(f"{self.table}: {exc}") from exc
                 if waited >= self.give_up_s:
                     raise
                 log.warning(

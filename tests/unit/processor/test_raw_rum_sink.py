@@ -1,5 +1,7 @@
-"""RUM messages stored unchanged (landing table + materialized view) give the same rows as the
-Python flattener + JSONEachRow did, for every example and for the edge cases of the contract."""
+"""RUM messages stored unchanged give the same rows as the Python flattener + JSONEachRow did,
+for every example and for the edge cases of the contract: through the typed input table
+(migration 0007, what the worker writes) and through the lenient landing table (0006, what it
+falls back to when the typed table refuses a batch)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,13 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from journeylens.processor.bench import make_events
-from journeylens.processor.outputs import RUM_LANDING
-from journeylens.storage.sink import TableWriter
+from journeylens.processor.outputs import (
+    RUM_INPUT,
+    RUM_INSERT_SETTINGS,
+    RUM_LANDING,
+    ClickHouseOutputs,
+)
+from journeylens.storage.sink import InsertRejected, TableWriter
 
 pytestmark = pytest.mark.clickhouse
 
@@ -49,13 +56,18 @@ def _rows(client: Client) -> list[tuple[Any, ...]]:
     return client.query("SELECT * EXCEPT ingested_at FROM rum_events ORDER BY event_id").result_rows
 
 
+def _flattened_rows(client: Client, messages: list[bytes]) -> list[tuple[Any, ...]]:
+    flat = TableWriter(client, "rum_events")
+    client.command("TRUNCATE TABLE rum_events")
+    flat.write(flat.flattener.flatten(orjson.loads(m)) for m in messages)
+    rows = _rows(client)
+    client.command("TRUNCATE TABLE rum_events")
+    return rows
+
+
 def test_landing_view_stores_the_rows_the_flattener_did(clickhouse_client: Client) -> None:
     messages = _messages()
-    flat = TableWriter(clickhouse_client, "rum_events")
-    clickhouse_client.command("TRUNCATE TABLE rum_events")
-    flat.write(flat.flattener.flatten(orjson.loads(m)) for m in messages)
-    expected = _rows(clickhouse_client)
-    clickhouse_client.command("TRUNCATE TABLE rum_events")
+    expected = _flattened_rows(clickhouse_client, messages)
 
     assert TableWriter(clickhouse_client, RUM_LANDING).write_messages(messages) == len(messages)
 
@@ -63,9 +75,46 @@ def test_landing_view_stores_the_rows_the_flattener_did(clickhouse_client: Clien
     assert len(expected) == len(messages)
 
 
-def test_landing_view_fills_every_column_but_ingested_at(clickhouse_client: Client) -> None:
+def test_typed_input_view_stores_the_rows_the_flattener_did(clickhouse_client: Client) -> None:
+    messages = _messages()
+    expected = _flattened_rows(clickhouse_client, messages)
+
+    written = TableWriter(clickhouse_client, RUM_INPUT).write_messages(
+        messages, "JSONEachRow", RUM_INSERT_SETTINGS, retry_rejected=False
+    )
+
+    assert written == len(messages)
+    assert _rows(clickhouse_client) == expected
+    assert len(expected) == len(messages)
+
+
+def test_a_batch_the_typed_table_refuses_is_stored_leniently(clickhouse_client: Client) -> None:
+    good = _messages()
+    view = orjson.loads(good[0])
+    mistyped = {**view, "event_id": "edge-mistyped", "vitals": {"lcp_ms": "fast", "cls": 0.1}}
+    messages = [*good, orjson.dumps(mistyped)]
+    clickhouse_client.command("TRUNCATE TABLE rum_events")
+    with pytest.raises(InsertRejected):
+        TableWriter(clickhouse_client, RUM_INPUT, give_up_s=0).write_messages(
+            messages, "JSONEachRow", RUM_INSERT_SETTINGS, retry_rejected=False
+        )
+    assert _rows(clickhouse_client) == []  # the refused insert stored nothing
+
+    ClickHouseOutputs(clickhouse_client).write_rum(messages)
+
+    rows = _rows(clickhouse_client)
+    assert len(rows) == len(messages)  # nothing lost, nothing stored twice
+    names = [row[0] for row in clickhouse_client.query("DESCRIBE TABLE rum_events").result_rows]
+    by_id = {row[names.index("event_id")]: row for row in rows}
+    bad = by_id["edge-mistyped"]
+    assert bad[names.index("vitals_lcp_ms")] is None  # the mistyped field: its default
+    assert bad[names.index("vitals_cls")] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("view", ["rum_events_landing_mv", "rum_events_input_mv"])
+def test_both_views_fill_every_column_but_ingested_at(clickhouse_client: Client, view: str) -> None:
     def columns(table: str) -> set[str]:
         return {row[0] for row in clickhouse_client.query(f"DESCRIBE TABLE {table}").result_rows}
 
-    assert columns("rum_events") - columns("rum_events_landing_mv") == {"ingested_at"}
-    assert columns("rum_events_landing_mv") <= columns("rum_events")
+    assert columns("rum_events") - columns(view) == {"ingested_at"}
+    assert columns(view) <= columns("rum_events")

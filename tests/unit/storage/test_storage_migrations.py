@@ -31,6 +31,8 @@ ROLLUPS = {
     "journey_window_counters_mv",
     "rum_events_landing",
     "rum_events_landing_mv",
+    "rum_events_input",
+    "rum_events_input_mv",
 }
 
 
