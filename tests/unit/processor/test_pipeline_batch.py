@@ -61,6 +61,67 @@ def test_a_replayed_batch_counts_only_what_is_new() -> None:
     assert _aggregates({j: s for j, (_, s) in again.states.items()}) == _aggregates(whole)
 
 
+def test_a_batch_decoded_in_chunks_gives_the_output_of_one_pass() -> None:
+    values = make_events(200, 2, 2, 3)  # three windows, closed by the last events
+    whole = _pipeline().process(_records(values), {}, chunk=len(values))
+    chunked = _pipeline().process(_records(values), {}, chunk=7)  # journeys span chunks
+
+    def by_id(out: BatchOutput) -> list[dict[str, Any]]:  # windows may close in another order
+        return sorted(out.aggregates, key=lambda a: str(a["aggregate_id"]))
+
+    assert whole.aggregates and by_id(chunked) == by_id(whole)
+    assert chunked.rum_messages == whole.rum_messages == values
+    assert (
+        sum(a["rum"]["sampled_views"] for a in whole.aggregates if a["step"] == "_journey")
+        == len(values) - 2
+    )  # all but the open window's closers
+    assert _aggregates({j: s for j, (_, s) in chunked.states.items()}) == _aggregates(
+        {j: s for j, (_, s) in whole.states.items()}
+    )
+
+
+def _keyed(values: list[bytes]) -> list[Record]:
+    return [r._replace(key=orjson.loads(r.value)["journey"].encode()) for r in _records(values)]
+
+
+def test_records_keyed_by_journey_are_decoded_a_journey_at_a_time_with_the_same_result() -> None:
+    values = make_events(200, 2, 2, 3)
+    plain = _pipeline().process(_records(values), {})
+    keyed = _pipeline().process(_keyed(values), {})
+
+    assert sorted(keyed.rum_messages) == sorted(values)
+    assert sorted(keyed.aggregates, key=lambda a: str(a["aggregate_id"])) == sorted(
+        plain.aggregates, key=lambda a: str(a["aggregate_id"])
+    )
+    assert not keyed.dead_letters
+
+
+def test_a_record_keyed_by_another_journey_is_routed_by_its_own() -> None:
+    values = make_events(40, 2, 2, 1)
+    records = _keyed(values)
+    moved = orjson.loads(values[0])
+    other = "j1" if moved["journey"] == "j0" else "j0"
+    # keyed by one journey, names the other: decoded at once and routed by its own journey
+    records[0] = records[0]._replace(key=other.encode())
+    # keyed and named (in a nested field) by one journey, but its own journey is the other
+    nested = {**orjson.loads(values[1]), "journey": other}
+    nested["context"] = {**nested["context"], "journey": "j0" if other == "j1" else "j1"}
+    records[1] = records[1]._replace(
+        value=orjson.dumps(nested), key=nested["context"]["journey"].encode()
+    )
+
+    out = _pipeline().process(records, {})
+    whole = _pipeline().process(_records([records[0].value, *values[2:]]), {})
+
+    assert [reason for _, reason in out.dead_letters] == [
+        f"keyed by journey {nested['context']['journey']!r} but its journey is {other!r}"
+    ]
+    assert sorted(out.rum_messages) == sorted([values[0], *values[2:]])
+    assert _aggregates({j: s for j, (_, s) in out.states.items()}) == _aggregates(
+        {j: s for j, (_, s) in whole.states.items()}
+    )
+
+
 def test_table_states_reuse_a_cached_state_only_while_the_table_holds_its_blob() -> None:
     pipeline = _pipeline()
     state = pipeline.decode_state(None)

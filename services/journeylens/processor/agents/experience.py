@@ -107,7 +107,9 @@ class ExperienceAgent:
             handoff.drop(stale)
             messages = [m for m in messages if m.generation_id == generation]
         names = self.worker.topic_streams
-        records = [Record(names[m.topic], m.partition, m.offset, m.value or b"") for m in messages]
+        records = [
+            Record(names[m.topic], m.partition, m.offset, m.value or b"", m.key) for m in messages
+        ]
         async with self._lock:
             try:
                 out, blobs = await self._process(records)
