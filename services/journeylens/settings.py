@@ -128,7 +128,12 @@ class WorkerSettings(BaseSettings):
     sink_batch_rows: int = 20_000
     sink_flush_s: float = 1.0
     segment_top_n: int = 8
-    batch_max_events: int = 20_000
+    batch_max_events: int = Field(
+        default=40_000,
+        description="Events per processing batch: larger batches write the journey states "
+        "and ClickHouse less often per event, and hold more messages in memory (three "
+        "batches in flight: queued, processed, being stored).",
+    )
     idle_timeout_s: float = 120.0
     session_timeout_s: float = Field(
         default=30.0, description="How long a silent worker keeps its partitions (rebalance)."

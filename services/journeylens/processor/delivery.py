@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 class Handoff:
     """Fetched batches of some topics, waiting for the worker.
 
-    ``put`` waits while ``2 * max_events`` are queued; ``take`` returns up to ``max_events``
+    ``put`` waits while ``max_events`` are queued (the next batch, fetched while the worker
+    processes one and stores the one before: three batches in memory); ``take`` returns up to
+    ``max_events``
     messages once that many are queued or ``within_s`` passed since the previous take (so a
     quiet stream still makes at most one batch per ``within_s``).
     """
@@ -77,7 +79,7 @@ class Handoff:
         return self._queued
 
     async def put(self, batch: list[Message]) -> None:
-        while self._queued >= 2 * self.max_events:
+        while self._queued >= self.max_events:
             self._changed.clear()
             await self._changed.wait()
         if not self._flow_control.is_active():
