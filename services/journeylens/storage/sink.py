@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -21,6 +21,8 @@ from journeylens.storage.rows import RowFlattener, TableShape, to_json_each_row
 
 log = logging.getLogger(__name__)
 
+STREAM_SLICE = 2_000
+"""Messages per chunk of a streamed insert body."""
 INSERT_SETTINGS = {
     "date_time_input_format": "best_effort",
     "input_format_skip_unknown_fields": 1,
@@ -80,22 +82,32 @@ class TableWriter:
         raises `InsertRejected` at once; a lost connection is still retried."""
         if not messages:
             return 0
-        block = b"\n".join(messages)
-        return self._insert(block, len(messages), fmt, settings or {}, retry_rejected)
+
+        def body() -> Iterator[bytes]:
+            # streamed a slice at a time: one joined block of a 40,000-message batch is ~32 MB,
+            # and the client would copy it once more to put the INSERT statement in front
+            for begin in range(0, len(messages), STREAM_SLICE):
+                yield b"\n".join(messages[begin : begin + STREAM_SLICE]) + b"\n"
+
+        return self._insert(body, len(messages), fmt, settings or {}, retry_rejected)
 
     def _insert(
         self,
-        block: bytes,
+        block: bytes | Callable[[], Iterator[bytes]],
         count: int,
         fmt: str,
         settings: Mapping[str, Any],
         retry_rejected: bool = True,
     ) -> int:
+        """Insert ``block`` (or the chunks a fresh call of it yields, on every attempt)."""
         waited = 0.0
         while True:
             try:
                 self.client.raw_insert(
-                    self.table, insert_block=block, fmt=fmt, settings=dict(settings)
+                    self.table,
+                    insert_block=block if isinstance(block, bytes) else block(),
+                    fmt=fmt,
+                    settings=dict(settings),
                 )
             except Exception as exc:
                 rejected = isinstance(exc, DatabaseError) and not isinstance(exc, OperationalError)
