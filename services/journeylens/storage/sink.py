@@ -1,7 +1,8 @@
 """Batched, idempotent writes of contract messages into ClickHouse tables.
 
-One insert per batch per table (JSONEachRow, parsed by the server; or the messages unchanged,
-JSONAsString, into a landing table whose materialized view parses them). Replays are harmless:
+One insert per batch per table, parsed by the server: flattened rows (JSONEachRow), or the
+messages unchanged, into a Null table whose materialized view flattens them (JSONEachRow into
+typed columns, or JSONAsString into one String column that the view parses). Replays are harmless:
 every table is a ReplacingMergeTree keyed by the message's deterministic id. When ClickHouse
 is unavailable the writer waits and retries (with progress in the log) rather than dropping
 the batch: the caller commits its Kafka offsets only after :meth:`TableWriter.write` returned.
