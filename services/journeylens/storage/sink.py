@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -84,7 +84,7 @@ class TableWriter:
         if not messages:
             return 0
 
-        def body() -> Iterator[bytes]:
+        def body() -> Generator[bytes, None, None]:
             # streamed a slice at a time: one joined block of a 40,000-message batch is ~32 MB,
             # and the client would copy it once more to put the INSERT statement in front
             for begin in range(0, len(messages), STREAM_SLICE):
@@ -94,7 +94,7 @@ class TableWriter:
 
     def _insert(
         self,
-        block: bytes | Callable[[], Iterator[bytes]],
+        block: bytes | Callable[[], Generator[bytes, None, None]],
         count: int,
         fmt: str,
         settings: Mapping[str, Any],
