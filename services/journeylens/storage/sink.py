@@ -32,7 +32,8 @@ INSERT_SETTINGS = {
 
 class InsertRejected(RuntimeError):
     """The server answered an insert with an error (not a lost connection): retrying the same
-    block would fail the same way. Raised only by writes that asked for it (``retry=False``)."""
+    block would fail the same way. Raised only by writes that asked for it
+    (``retry_rejected=False``)."""
 
 
 def table_shape(client: Client, table: str) -> TableShape:
