@@ -134,6 +134,13 @@ class WorkerSettings(BaseSettings):
         "and ClickHouse less often per event, and hold more messages in memory (three "
         "batches in flight: queued, processed, being stored).",
     )
+    batch_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        description="Bytes of messages per processing batch (and queued ahead), whichever of "
+        "this and batch_max_events comes first: bounds the worker's memory when beacons are "
+        "larger than usual.",
+    )
     idle_timeout_s: float = 120.0
     session_timeout_s: float = Field(
         default=30.0, description="How long a silent worker keeps its partitions (rebalance)."

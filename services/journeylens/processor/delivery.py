@@ -42,11 +42,12 @@ log = logging.getLogger(__name__)
 class Handoff:
     """Fetched batches of some topics, waiting for the worker.
 
-    ``put`` waits while ``max_events`` are queued (the next batch, fetched while the worker
-    processes one and stores the one before: three batches in memory); ``take`` returns up to
-    ``max_events``
-    messages once that many are queued or ``within_s`` passed since the previous take (so a
-    quiet stream still makes at most one batch per ``within_s``).
+    ``put`` waits while ``max_events`` or ``max_bytes`` of message values are queued (the next
+    batch, fetched while the worker processes one and stores the one before: three batches in
+    memory); ``take`` returns up to ``max_events`` messages and ``max_bytes`` (at least one
+    message) once that much is queued or ``within_s`` passed since the previous take (so a
+    quiet stream still makes at most one batch per ``within_s``). The byte bound keeps a
+    worker's memory in check when messages are larger than usual (many errors or resources).
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class Handoff:
         *,
         max_events: int,
         within_s: float,
+        max_bytes: int | None = None,
         generation: Callable[[], int] | None = None,
     ) -> None:
         self.topics = frozenset(topics)
@@ -66,9 +68,11 @@ class Handoff:
         self._unacked = unacked
         """The consumer's set of unacked messages (``Consumer.unacked``, a WeakSet)."""
         self.max_events = max(1, max_events)
+        self.max_bytes = max(1, max_bytes) if max_bytes is not None else None
         self.within_s = within_s
         self._batches: deque[list[Message]] = deque()
         self._queued = 0
+        self._queued_bytes = 0
         self._changed = asyncio.Event()
         self._last_take = time.monotonic()
         # Cleared by Faust together with the agents' buffers when partitions are revoked.
@@ -78,8 +82,17 @@ class Handoff:
     def queued(self) -> int:
         return self._queued
 
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
+
+    def _full(self) -> bool:
+        return self._queued >= self.max_events or (
+            self.max_bytes is not None and self._queued_bytes >= self.max_bytes
+        )
+
     async def put(self, batch: list[Message]) -> None:
-        while self._queued >= self.max_events:
+        while self._full():
             self._changed.clear()
             await self._changed.wait()
         if not self._flow_control.is_active():
@@ -89,11 +102,12 @@ class Handoff:
             add(message)
         self._batches.append(batch)
         self._queued += len(batch)
+        self._queued_bytes += _size(batch)
         self._changed.set()
 
     async def take(self) -> list[Message]:
-        """Up to ``max_events`` messages, in fetch order."""
-        while self._queued < self.max_events:
+        """Up to ``max_events`` messages and ``max_bytes`` (at least one), in fetch order."""
+        while not self._full():
             wait: float | None = None
             if self._queued:
                 wait = self._last_take + self.within_s - time.monotonic()
@@ -105,15 +119,25 @@ class Handoff:
         self._last_take = time.monotonic()
         out: list[Message] = []
         room = self.max_events
+        budget = self.max_bytes
         while self._batches and room:
             head = self._batches[0]
-            if len(head) <= room:
+            n = min(len(head), room)
+            if budget is not None:
+                if budget <= 0:
+                    break
+                size, n = _fit(head, n, budget, first=not out)
+                if not n:
+                    break
+                budget -= size
+            if n == len(head):
                 out.extend(self._batches.popleft())
             else:
-                out.extend(head[:room])
-                self._batches[0] = head[room:]
+                out.extend(head[:n])
+                self._batches[0] = head[n:]
             room = self.max_events - len(out)
         self._queued -= len(out)
+        self._queued_bytes -= _size(out)
         self._changed.set()
         return out
 
@@ -129,6 +153,7 @@ class Handoff:
             self.drop(batch)
         self._batches.clear()
         self._queued = 0
+        self._queued_bytes = 0
         self._changed.set()
 
     def clear(self) -> None:
@@ -143,29 +168,54 @@ class Handoff:
                 kept.append(fresh)
         self._batches = kept
         self._queued = sum(len(batch) for batch in kept)
+        self._queued_bytes = sum(_size(batch) for batch in kept)
         self._changed.set()
+
+
+def _size(messages: Iterable[Message]) -> int:
+    return sum(len(m.value) for m in messages if m.value)
+
+
+def _fit(messages: list[Message], n: int, budget: int, *, first: bool) -> tuple[int, int]:
+    """How many of the first ``n`` messages fit in ``budget`` bytes (at least one when
+    ``first``: a message larger than the budget still goes, alone), and their size."""
+    used = taken = 0
+    for message in messages[:n]:
+        size = len(message.value) if message.value else 0
+        if used + size > budget and (taken or not first):
+            break
+        used += size
+        taken += 1
+    return used, taken
 
 
 class BatchApp(faust.App):
     """A Faust app whose consumer hands fetched batches of some topics to a :class:`Handoff`."""
 
-    _batch_spec: tuple[frozenset[str], int, float] | None = None
+    _batch_spec: tuple[frozenset[str], int, float, int | None] | None = None
     _handoff: Handoff | None = None
 
-    def deliver_in_batches(self, topics: Iterable[str], max_events: int, within_s: float) -> None:
+    def deliver_in_batches(
+        self,
+        topics: Iterable[str],
+        max_events: int,
+        within_s: float,
+        max_bytes: int | None = None,
+    ) -> None:
         """Route these topics through :meth:`handoff` (call before the worker starts)."""
-        self._batch_spec = (frozenset(topics), max_events, within_s)
+        self._batch_spec = (frozenset(topics), max_events, within_s, max_bytes)
 
     def handoff(self) -> Handoff | None:
         """The handoff (created on first use, inside the running loop)."""
         if self._handoff is None and self._batch_spec is not None:
-            topics, max_events, within_s = self._batch_spec
+            topics, max_events, within_s, max_bytes = self._batch_spec
             self._handoff = Handoff(
                 topics,
                 self.flow_control,
                 self.consumer.unacked,
                 max_events=max_events,
                 within_s=within_s,
+                max_bytes=max_bytes,
                 generation=lambda: self.consumer_generation_id,
             )
         return self._handoff

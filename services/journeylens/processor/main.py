@@ -35,6 +35,7 @@ def build_worker(
         ClickHouseOutputs(make_client(clickhouse_dsn)),
         batch_max=worker.batch_max_events,
         batch_within_s=worker.sink_flush_s,
+        batch_max_bytes=worker.batch_max_bytes,
         webhook_urls=worker.webhook_urls,
     )
     agent.register()

@@ -13,22 +13,31 @@ from mode.utils.queues import FlowControlEvent
 from journeylens.processor.delivery import Handoff
 
 
-def _messages(n: int, start: int = 0, generation: int = 1) -> list[Any]:
+def _messages(n: int, start: int = 0, generation: int = 1, value: bytes = b"v") -> list[Any]:
     tp, gen = TP("rum", 0), generation
     return [
-        Message("rum", 0, start + i, 0.0, 0, None, b"k", b"v", None, tp=tp, generation_id=gen)
+        Message("rum", 0, start + i, 0.0, 0, None, b"k", value, None, tp=tp, generation_id=gen)
         for i in range(n)
     ]
 
 
 def _handoff(
-    max_events: int, within_s: float = 0.05, generation: list[int] | None = None
+    max_events: int,
+    within_s: float = 0.05,
+    generation: list[int] | None = None,
+    max_bytes: int | None = None,
 ) -> tuple[Handoff, Any, FlowControlEvent]:
     flow = FlowControlEvent(initially_suspended=False)
     unacked: Any = weakref.WeakSet()
     current = (lambda: generation[0]) if generation is not None else None
     handoff = Handoff(
-        ["rum"], flow, unacked, max_events=max_events, within_s=within_s, generation=current
+        ["rum"],
+        flow,
+        unacked,
+        max_events=max_events,
+        within_s=within_s,
+        max_bytes=max_bytes,
+        generation=current,
     )
     return handoff, unacked, flow
 
@@ -73,6 +82,36 @@ def test_put_waits_while_a_batch_worth_is_queued() -> None:
         assert len(await handoff.take()) == 2  # one left, below a batch: the put goes on
         await asyncio.wait_for(blocked, 1)
         assert handoff.queued == 2
+
+    asyncio.run(run())
+
+
+def test_take_stops_at_max_bytes_but_always_takes_one_message() -> None:
+    async def run() -> None:
+        handoff, _, _ = _handoff(max_events=100, within_s=0.0, max_bytes=250)
+        # one fetched batch: 3 messages of 100 bytes, then one of 1000
+        await handoff.put([*_messages(3, value=b"x" * 100), *_messages(1, 3, value=b"y" * 1000)])
+        assert handoff.queued == 4 and handoff.queued_bytes == 1300
+
+        first = await handoff.take()
+        assert [m.offset for m in first] == [0, 1]  # a third would pass 250 bytes
+        assert [m.offset for m in await handoff.take()] == [2]  # 100 + 1000 > 250
+        assert [m.offset for m in await handoff.take()] == [3]  # larger than the bound: alone
+        assert handoff.queued == 0 and handoff.queued_bytes == 0
+
+    asyncio.run(run())
+
+
+def test_put_waits_while_max_bytes_are_queued() -> None:
+    async def run() -> None:
+        handoff, _, _ = _handoff(max_events=100, within_s=0.0, max_bytes=250)
+        await handoff.put(_messages(3, value=b"x" * 100))
+        blocked = asyncio.ensure_future(handoff.put(_messages(1, start=3)))
+        await asyncio.sleep(0.01)
+        assert not blocked.done()  # 300 bytes queued, 3 events of 100 allowed
+        assert len(await handoff.take()) == 2
+        await asyncio.wait_for(blocked, 1)
+        assert handoff.queued == 2 and handoff.queued_bytes == 101
 
     asyncio.run(run())
 

@@ -54,6 +54,7 @@ class ExperienceAgent:
         *,
         batch_max: int,
         batch_within_s: float,
+        batch_max_bytes: int | None = None,
         webhook_urls: Sequence[str] = (),
     ) -> None:
         self.worker = worker
@@ -61,6 +62,7 @@ class ExperienceAgent:
         self.clickhouse = clickhouse
         self.batch_max = batch_max
         self.batch_within_s = batch_within_s
+        self.batch_max_bytes = batch_max_bytes
         self.webhook_urls = list(webhook_urls)
         self.processed = 0
         self._lock = asyncio.Lock()
@@ -73,7 +75,9 @@ class ExperienceAgent:
     def register(self) -> None:
         app = self.worker.app
         app.topics.add(self.worker.source)  # subscribed (and acked) like an agent's topic
-        app.deliver_in_batches(self.worker.topic_streams, self.batch_max, self.batch_within_s)
+        app.deliver_in_batches(
+            self.worker.topic_streams, self.batch_max, self.batch_within_s, self.batch_max_bytes
+        )
         app.task(self.consume)
         app.timer(interval=5.0)(self.close_idle_windows)
 
