@@ -6,11 +6,12 @@ What runs, all on loopback:
    configured ``http://`` DSN when it answers, else a throw-away local server), a fresh topic
    prefix and database per run.
 2. The worker as a real ``journeylens worker`` process (working directory: the run's temporary
-   directory) is started on a few warm-up events (so it has joined its group). Two runs of
+   directory) is started on a few warm-up events (so it has joined its group). Runs of
    ``--events`` RUM events each, spread over the active journey × step × segment keys:
 
-   - **backlog** (the measure the targets use): the worker is stopped, the events are produced
-     (whole record batches), and a new worker process (same group: committed offsets and
+   - **backlog** (the measure the targets use; ``--runs`` rounds, medians reported): the worker
+     is stopped, the round's events are produced (whole record batches, event times after the
+     previous round's), and a new worker process (same group: committed offsets and
      changelogged state) works through them. Its rate is taken like the plain consumer's,
      from the first stored row of the run to the last (start-up and group join are not
      counted; the rows of the first batch are not counted either).
@@ -21,9 +22,11 @@ What runs, all on loopback:
    Peak RSS is read from /proc (VmHWM), and the CPU time of the worker, the broker, the
    ClickHouse server and this process (the producer) over each run from /proc, when they run
    on this machine.
-3. Baseline: a plain aiokafka consumer that only decodes (orjson) the same topic.
+3. Baseline: a plain aiokafka consumer that only decodes (orjson) the same topic, measured after
+   each backlog round (so each round's ratio compares two rates taken back to back).
 
-Printed: both worker rates, the plain consumer's, the ratio (backlog / plain), peak RSS, the
+Printed: both worker rates, the plain consumer's, the ratio (backlog / plain; medians of the
+rounds, with every round's figures), peak RSS, the
 targets (≥ 50,000 events/s, ≥ 0.5 of the plain consumer, ≤ 500 MB with 1,000 active keys),
 and where the CPU went: per event for each process, the worker's events per CPU second (what
 it would do with a core of its own), and the rate the broker, ClickHouse and the producer alone
@@ -37,6 +40,7 @@ import contextlib
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,10 +87,15 @@ class WorkerBenchResult:
     live_events_per_s: float
     """The live run: from the first send while the worker runs until the last row."""
     ratio: float
-    """Backlog rate / plain consumer rate (both read a topic that holds the events)."""
+    """Backlog rate / plain consumer rate (both read a topic that holds the events): the median
+    of the rounds' ratios."""
+    worker_rounds_events_per_s: list[float]
+    plain_rounds_events_per_s: list[float]
+    ratio_rounds: list[float]
     worker_peak_rss_mb: float
     worker_cpu_us_per_event: float
-    """The worker's CPU time (user + system) per event over the backlog run."""
+    """The worker's CPU time (user + system) per event over the backlog run (the median
+    round's; so are the other backlog CPU figures)."""
     worker_events_per_cpu_s: float
     """What one worker process would do with a core of its own (events / its CPU seconds)."""
     cpu_us_per_event: dict[str, float]
@@ -284,7 +293,7 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def run_worker_bench(
-    events: int, journeys: int, steps: int, minutes: int, work: Path, progress: Any
+    events: int, journeys: int, steps: int, minutes: int, work: Path, progress: Any, runs: int = 1
 ) -> WorkerBenchResult:
     catalog_path = work / "catalog.yaml"
     catalog_path.write_text(yaml.safe_dump(bench_catalog(journeys, steps)))
@@ -296,16 +305,37 @@ def run_worker_bench(
         client.close()
         warmup = make_events(WARMUP_EVENTS, journeys, steps, 1, seed=11, base=WARMUP_BASE)
         asyncio.run(produce(kafka, warmup, progress))
-        # the backlog's events come after the live run's in event time (their windows follow)
-        backlog = make_events(events, journeys, steps, minutes, seed=13, base=_after(minutes))
+        # each backlog's events come after the previous run's in event time (windows follow)
+        backlogs = [
+            make_events(
+                events, journeys, steps, minutes, seed=13 + i, base=_after(minutes, rounds=i + 1)
+            )
+            for i in range(runs)
+        ]
         load = os.getloadavg()[0]
-        live, run = _measure_worker(
-            kafka, dsn, catalog_path, (warmup, values, backlog), work, progress
+        plains: list[float] = []
+
+        def plain_after_round(total: int) -> None:
+            progress("plain aiokafka consumer (decode only), over the same topic")
+            plains.append(asyncio.run(plain_consumer_rate(kafka, total)))
+
+        live, rounds = _measure_worker(
+            kafka,
+            dsn,
+            catalog_path,
+            (warmup, values, backlogs),
+            work,
+            progress,
+            plain_after_round,
         )
-        progress("plain aiokafka consumer (decode only), over the same topic")
-        plain = asyncio.run(plain_consumer_rate(kafka, len(warmup) + len(values) + len(backlog)))
     keys = active_keys(journeys, steps)
-    rate, rss = run.events_per_s, max(run.peak_rss_mb, live.peak_rss_mb)
+    ratios = [r.events_per_s / plain for r, plain in zip(rounds, plains, strict=True)]
+    rate = statistics.median(r.events_per_s for r in rounds)
+    plain = statistics.median(plains)
+    ratio = statistics.median(ratios)
+    run = sorted(rounds, key=lambda r: r.events_per_s)[len(rounds) // 2]  # the median round
+    rss = max(live.peak_rss_mb, *(r.peak_rss_mb for r in rounds))
+    backlog = backlogs[0]
     per_event = {name: round(s / len(backlog) * 1e6, 1) for name, s in run.cpu_s.items()}
     live_per_event = {name: round(s / len(values) * 1e6, 1) for name, s in live.cpu_s.items()}
     others = [us for name, us in live_per_event.items() if name != "worker"]
@@ -316,7 +346,10 @@ def run_worker_bench(
         plain_consumer_events_per_s=round(plain),
         worker_events_per_s=round(rate),
         live_events_per_s=round(live.events_per_s),
-        ratio=round(rate / plain, 3),
+        ratio=round(ratio, 3),
+        worker_rounds_events_per_s=[round(r.events_per_s) for r in rounds],
+        plain_rounds_events_per_s=[round(p) for p in plains],
+        ratio_rounds=[round(r, 3) for r in ratios],
         worker_peak_rss_mb=round(rss, 1),
         worker_cpu_us_per_event=per_event["worker"],
         worker_events_per_cpu_s=round(1e6 / max(per_event["worker"], 1e-6)),
@@ -328,7 +361,7 @@ def run_worker_bench(
         aggregate_rows=run.aggregate_rows,
         targets={
             f"worker >= {TARGET_EVENTS_PER_S:,} events/s": rate >= TARGET_EVENTS_PER_S,
-            f"worker/plain >= {TARGET_RATIO}": rate / plain >= TARGET_RATIO,
+            f"worker/plain >= {TARGET_RATIO}": ratio >= TARGET_RATIO,
             f"peak RSS <= {TARGET_RSS_MB} MB with {keys:,} keys": rss <= TARGET_RSS_MB,
         },
     )
@@ -377,22 +410,24 @@ def _own_cpu_s() -> float:
     return times.user + times.system
 
 
-def _after(minutes: int) -> int:
-    """Where the backlog run's events start: past the live run's windows and closers."""
-    return BASE + (minutes + 10) * 60
+def _after(minutes: int, rounds: int = 1) -> int:
+    """Where backlog round ``rounds`` (from 1) starts: past the windows and closers of the live
+    run and of the rounds before."""
+    return BASE + rounds * (minutes + 10) * 60
 
 
 def _measure_worker(
     kafka: KafkaSettings,
     dsn: str,
     catalog: Path,
-    runs: tuple[list[bytes], list[bytes], list[bytes]],
+    runs: tuple[list[bytes], list[bytes], list[list[bytes]]],
     work: Path,
     progress: Any,
-) -> tuple[_WorkerRun, _WorkerRun]:
-    """The live run, then the backlog run (see the module docstring); each ends when every
-    event is stored raw."""
-    warmup, values, backlog = runs
+    after_round: Any,
+) -> tuple[_WorkerRun, list[_WorkerRun]]:
+    """The live run, then the backlog rounds (see the module docstring); each ends when every
+    event is stored raw. ``after_round(events in the topic)`` runs after each round."""
+    warmup, values, backlogs = runs
     env = {
         **os.environ,
         "JOURNEYLENS_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
@@ -418,10 +453,33 @@ def _measure_worker(
         live = _WorkerRun(
             len(values) / max(done_at - started, 1e-6), _peak_rss_mb(worker.pid), cpu_s, 0
         )
-    progress(f"backlog run: worker stopped, producing {len(backlog):,} events")
+    rounds: list[_WorkerRun] = []
+    for number, backlog in enumerate(backlogs, start=1):
+        rounds.append(
+            _backlog_round(kafka, dsn, env, backlog, stored, work, progress, number, len(backlogs))
+        )
+        stored += len(backlog)
+        after_round(stored)
+    return live, rounds
+
+
+def _backlog_round(
+    kafka: KafkaSettings,
+    dsn: str,
+    env: dict[str, str],
+    backlog: list[bytes],
+    stored: int,
+    work: Path,
+    progress: Any,
+    number: int,
+    total: int,
+) -> _WorkerRun:
+    """One backlog round: ``stored`` rows are in ClickHouse before it."""
+    label = f"backlog run {number}/{total}"
+    progress(f"{label}: worker stopped, producing {len(backlog):,} events")
     asyncio.run(produce(kafka, backlog, progress))
-    with _worker_process(env, work, "worker-backlog.log") as worker:
-        progress("backlog run: a new worker process works through them")
+    with _worker_process(env, work, f"worker-backlog-{number}.log") as worker:
+        progress(f"{label}: a new worker process works through them")
         seen: dict[str, int] = {}
 
         def grown() -> bool:
@@ -444,13 +502,12 @@ def _measure_worker(
         rate = counted / max(done_at - first_at, 1e-6)
         # CPU over the timed span only, scaled to the whole backlog for the per-event figures
         scale = len(backlog) / counted
-        run = _WorkerRun(
+        return _WorkerRun(
             rate,
             _peak_rss_mb(worker.pid),
             {name: seconds * scale for name, seconds in cpu_s.items()},
             _count(dsn, "SELECT count() FROM journey_aggregates"),
         )
-    return live, run
 
 
 RAW_COUNT = "SELECT count() FROM rum_events"
@@ -506,7 +563,13 @@ def render(result: WorkerBenchResult) -> str:
         f"worker, backlog (Kafka -> aggregates + raw rows): {r.worker_events_per_s:>10,.0f}"
         " events/s",
         f"worker, live (while the producer writes): {r.live_events_per_s:>10,.0f} events/s",
-        f"ratio worker (backlog) / plain: {r.ratio:.3f}",
+        f"ratio worker (backlog) / plain: {r.ratio:.3f} (median of {len(r.ratio_rounds)} rounds)",
+        "rounds: worker "
+        + " / ".join(f"{x:,.0f}" for x in r.worker_rounds_events_per_s)
+        + ", plain "
+        + " / ".join(f"{x:,.0f}" for x in r.plain_rounds_events_per_s)
+        + ", ratio "
+        + " / ".join(f"{x:.3f}" for x in r.ratio_rounds),
         f"worker peak RSS: {r.worker_peak_rss_mb:.1f} MB   aggregate rows: {r.aggregate_rows:,}",
         f"worker CPU: {r.worker_cpu_us_per_event:.1f} µs/event"
         f" ({r.worker_events_per_cpu_s:,.0f} events per CPU second)",
@@ -533,7 +596,16 @@ def render(result: WorkerBenchResult) -> str:
 @click.option("--journeys", type=click.IntRange(1, 100), default=10, show_default=True)
 @click.option("--steps", type=click.IntRange(1, 20), default=4, show_default=True)
 @click.option("--minutes", type=click.IntRange(1, 120), default=5, show_default=True)
-def bench_worker(as_json: bool, events: int, journeys: int, steps: int, minutes: int) -> None:
+@click.option(
+    "--runs",
+    type=click.IntRange(1, 9),
+    default=3,
+    show_default=True,
+    help="Backlog rounds, each followed by the plain consumer; medians are reported.",
+)
+def bench_worker(
+    as_json: bool, events: int, journeys: int, steps: int, minutes: int, runs: int
+) -> None:
     """RUM events/s of one worker vs a plain decoding consumer, and its peak RSS."""
 
     def progress(line: str) -> None:
@@ -541,7 +613,9 @@ def bench_worker(as_json: bool, events: int, journeys: int, steps: int, minutes:
 
     with tempfile.TemporaryDirectory(prefix="jl-bench-worker-") as tmp:
         try:
-            result = run_worker_bench(events, journeys, steps, minutes, Path(tmp), progress)
+            result = run_worker_bench(
+                events, journeys, steps, minutes, Path(tmp), progress, runs=runs
+            )
         except Exception:
             log = Path(tmp) / "worker.log"
             if log.exists():
