@@ -120,6 +120,7 @@ class Handoff:
         out: list[Message] = []
         room = self.max_events
         budget = self.max_bytes
+        taken_bytes = 0
         while self._batches and room:
             head = self._batches[0]
             n = min(len(head), room)
@@ -130,6 +131,9 @@ class Handoff:
                 if not n:
                     break
                 budget -= size
+            else:
+                size = _size(head[:n])
+            taken_bytes += size
             if n == len(head):
                 out.extend(self._batches.popleft())
             else:
@@ -137,7 +141,7 @@ class Handoff:
                 self._batches[0] = head[n:]
             room = self.max_events - len(out)
         self._queued -= len(out)
-        self._queued_bytes -= _size(out)
+        self._queued_bytes -= taken_bytes
         self._changed.set()
         return out
 
