@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from types import ModuleType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -52,6 +53,15 @@ from journeylens.domain.windows import (
     iso_utc,
     window_start,
 )
+
+_rumscan: ModuleType | None
+try:
+    from journeylens.domain import _rumscan
+except ImportError:  # not compiled where it was installed (no C compiler): Python does it all
+    _rumscan = None
+
+NATIVE_SCAN: Final = _rumscan is not None
+"""Whether `pre_aggregate_rum_raw` has its compiled scan (``journeylens.domain._rumscan``)."""
 
 Key = tuple[str, str, int, str, str]
 """(journey, step, window_start epoch s, segment dimension, segment value)."""
@@ -336,6 +346,83 @@ class RumAggregator:
                 _dependency_json(host, state.deps[host]) for host in sorted(state.deps)
             ],
         }
+
+
+_NUMBER: Final = (int, float)
+_TEXT: Final = (str,)
+_INTEGER: Final = (int,)
+_WANTED: Final[dict[tuple[type, ...], str]] = {
+    _NUMBER: "a number",
+    _TEXT: "a string",
+    _INTEGER: "an integer",
+}
+
+
+def _typed(value: Any, types: tuple[type, ...]) -> bool:
+    return value is None or (isinstance(value, types) and type(value) is not bool)
+
+
+def rum_problem(event: Mapping[str, Any]) -> str | None:
+    """What makes a decoded RUM message unfit for aggregation (a field of the wrong type, a
+    timestamp that is no time), naming the field; None when aggregation can read it.
+
+    Only the fields aggregation reads are checked, with the types ``rum.beacons.v1`` gives
+    them (or null). The worker dead-letters such a message instead of failing its batch.
+    """
+    try:
+        epoch_seconds(event.get("timestamp"))
+    except (TypeError, ValueError, OverflowError):
+        return f"timestamp: not a time: {event.get('timestamp')!r:.60}"
+    for name in ("journey", "step", "session_id", "kind", "page_id", "url"):
+        if not _typed(event.get(name), _TEXT):
+            return f"{name}: not a string"
+    for name in ("sample_rate", "conversion_value"):
+        if not _typed(event.get(name), _NUMBER):
+            return f"{name}: not a number"
+    synthetic = event.get("synthetic")
+    if synthetic is not None and type(synthetic) is not bool:
+        return "synthetic: not a boolean"
+    objects: tuple[tuple[str, tuple[str, ...], tuple[type, ...]], ...] = (
+        ("vitals", VITALS, _NUMBER),
+        ("navigation", ("duration_ms",), _NUMBER),
+        ("context", SEGMENT_DIMENSIONS, _TEXT),
+    )
+    for part, names, types in objects:
+        found = event.get(part)
+        if found is None:
+            continue
+        if not isinstance(found, dict):
+            return f"{part}: not an object"
+        for name in names:
+            if not _typed(found.get(name), types):
+                return f"{part}.{name}: not {_WANTED[types]}"
+    parts: tuple[tuple[str, tuple[tuple[str, tuple[type, ...]], ...]], ...] = (
+        ("errors", (("count", _INTEGER),)),
+        ("api_errors", ()),
+        (
+            "dependencies",
+            (
+                ("host", _TEXT),
+                ("provider", _TEXT),
+                ("requests", _INTEGER),
+                ("failures", _INTEGER),
+                ("total_duration_ms", _NUMBER),
+            ),
+        ),
+    )
+    for part, fields in parts:
+        found = event.get(part)
+        if found is None:
+            continue
+        if not isinstance(found, list):
+            return f"{part}: not an array"
+        for item in found:
+            if not isinstance(item, dict):
+                return f"{part}: an item is not an object"
+            for name, wanted in fields:
+                if not _typed(item.get(name), wanted):
+                    return f"{part}[].{name}: not {_WANTED[wanted]}"
+    return None
 
 
 RARE_KINDS: Final = frozenset({"conversion", "network_error"})
@@ -884,35 +971,45 @@ def pre_aggregate_rum(
     if max_ts >= 0:
         out.max_event_ts = max_ts
     weights = {k: 1.0 / rate for rate, k in rates.items()}
-    pending: dict[Key, Cell] = {}
+    pending: dict[Key, RumState] = {}
     for (journey, step, start), group in groups.items():
         for dim, rows in zip(_GROUP_DIMENSIONS, group, strict=True):
             for value, acc in rows.items():
-                pending[(journey, step, start, dim, value)] = acc
-    _finish_rows(out, pending, deps_by_step, weights, relative_accuracy, session_cap)
-    for (journey, step, start), n in sorted(late.items()):
-        row = out.setdefault((journey, step, start, ALL, ALL), RowState())
-        if row.rum is None:
-            row.rum = RumState(relative_accuracy, session_cap)
-        row.rum.late_events += n
-        out.late_events += n
+                pending[(journey, step, start, dim, value)] = _state_from_cell(
+                    acc, weights, relative_accuracy, session_cap
+                )
+    _finish_rows(out, pending, deps_by_step, relative_accuracy, session_cap)
+    _count_late(out, late, relative_accuracy, session_cap)
     out.windows.update(key[2] for key in out)
     return out
 
 
-def _finish_rows(
+def _count_late(
     out: BatchStates,
-    pending: Mapping[Key, Cell],
-    deps_by_step: Mapping[tuple[str, str, int], dict[str, DependencyState]],
-    weights: Mapping[int, float],
+    late: Mapping[tuple[str, str, int], int],
     accuracy: float,
     session_cap: int,
 ) -> None:
-    """Count the segment rows' lists; derive the ``all`` rows (from the device rows, which
-    partition the step) and the journey rows (from the ``all`` rows)."""
+    """Late events go to the ``all`` row of their step's current window."""
+    for (journey, step, start), n in sorted(late.items()):
+        row = out.setdefault((journey, step, start, ALL, ALL), RowState())
+        if row.rum is None:
+            row.rum = RumState(accuracy, session_cap)
+        row.rum.late_events += n
+        out.late_events += n
+
+
+def _finish_rows(
+    out: BatchStates,
+    pending: Mapping[Key, RumState],
+    deps_by_step: Mapping[tuple[str, str, int], dict[str, DependencyState]],
+    accuracy: float,
+    session_cap: int,
+) -> None:
+    """Store the segment rows; derive the ``all`` rows (from the device rows, which partition
+    the step) and the journey rows (from the ``all`` rows)."""
     step_rows: dict[tuple[str, str, int], RumState] = {}
-    for key, acc in pending.items():
-        state = _state_from_cell(acc, weights, accuracy, session_cap)
+    for key, state in pending.items():
         out[key] = RowState(state)
         if key[3] == "device_class":
             step_key = (key[0], key[1], key[2])
@@ -957,6 +1054,78 @@ def _state_from_cell(
     for ev in acc[8]:
         add_rare(state, ev)
     return state
+
+
+def pre_aggregate_rum_raw(
+    values: Sequence[bytes],
+    journey: str,
+    catalog: CatalogView,
+    window_s: int = DEFAULT_WINDOW_S,
+    watermark: float | None = None,
+    *,
+    grace_s: int = DEFAULT_GRACE_S,
+    relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY,
+    session_cap: int = DEFAULT_SESSION_CAP,
+) -> tuple[BatchStates, list[int]]:
+    """`pre_aggregate_rum` of one journey's raw messages (JSON bytes), without decoding them.
+
+    The compiled scan reads each message for the fields aggregation needs and aggregates those
+    it reads exactly as the Python path would. Returns their row states and the indexes of the
+    messages it did not take: any of another journey, with a rare part (errors, API errors,
+    conversions, network errors, probe traffic), escapes or non-ASCII text in a string, a
+    field of an unexpected type, or not JSON. Decode those and aggregate them with
+    `pre_aggregate_rum`; both results merge (`merge_into`) into what `pre_aggregate_rum` gives
+    for all of them. Without the compiled module every index is returned.
+    """
+    view = catalog.journeys.get(journey)
+    values = values if isinstance(values, list) else list(values)
+    if _rumscan is None or view is None or not values:
+        return BatchStates(), list(range(len(values)))
+    closed_to = watermark - window_s - grace_s if watermark is not None else -math.inf
+    inv = 1.0 / math.log((1 + relative_accuracy) / (1 - relative_accuracy))
+    taken, cells, deps, late, max_ts, unmapped = _rumscan.scan(
+        values, journey, view.apdex_t_ms, window_s, closed_to, inv, MIN_INDEXABLE, _ZERO,
+        JOURNEY_LEVEL,
+    )  # fmt: skip
+    out = BatchStates()
+    out.unmapped_events = unmapped
+    if max_ts >= 0:
+        out.max_event_ts = max_ts
+    pending: dict[Key, RumState] = {}
+    for step, start, dim, value, sketches, views, satisfied, tolerating, frustrated, ids in cells:
+        state = RumState(relative_accuracy, session_cap)
+        for name, (zero, bins) in zip(_BATCH_SKETCHES, sketches, strict=True):
+            if zero or bins:
+                sketch: QuantileSketch = getattr(state, name)
+                sketch.zero = zero
+                sketch.bins = bins
+        for rate, n in views:  # in first-seen order, as _state_from_cell sums them
+            state.views += n
+            state.views_w += n * (1.0 / rate)
+        state.satisfied = satisfied
+        state.tolerating = tolerating
+        state.frustrated = frustrated
+        state.sessions.ids = ids
+        state.sessions.compact()
+        pending[(journey, step, start, _GROUP_DIMENSIONS[dim], value)] = state
+    deps_by_step: dict[tuple[str, str, int], dict[str, DependencyState]] = {}
+    for step, start, hosts in deps:
+        found = deps_by_step[(journey, step, start)] = {}
+        for host, provider, requests, failures, (zero, bins) in hosts:
+            dep = found[host] = DependencyState(provider, relative_accuracy)
+            dep.requests = requests
+            dep.failures = failures
+            dep.page_mean_ms.zero = zero
+            dep.page_mean_ms.bins = bins
+    _finish_rows(out, pending, deps_by_step, relative_accuracy, session_cap)
+    if late:
+        late_start = window_start(watermark, window_s) if watermark is not None else 0
+        _count_late(
+            out, {(journey, step, late_start): n for step, n in late.items()},
+            relative_accuracy, session_cap,
+        )  # fmt: skip
+    out.windows.update(key[2] for key in out)
+    return out, [i for i, took in enumerate(taken) if not took]
 
 
 def pre_aggregate_synthetic(

@@ -1,0 +1,19 @@
+"""The compiled part of the distribution (everything else is in pyproject.toml).
+
+``journeylens.domain._rumscan`` reads raw RUM messages straight into the worker's batch cells.
+It is optional: where it cannot be built (no C compiler), the worker runs the same aggregation
+in Python, slower, with the same results.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "journeylens.domain._rumscan",
+            ["services/journeylens/domain/_rumscan.c"],
+            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra"],
+            optional=True,
+        )
+    ]
+)
