@@ -27,7 +27,10 @@ def main(n: int = 100_000, batch_size: int = 20_000) -> None:
     catalog = Catalog.model_validate(bench_catalog(10, 4))
     pipeline = ExperiencePipeline(catalog, PipelineConfig(), FakeClock(BASE + 3600))
     values = make_events(n, 10, 4, 5)
-    records = [Record("rum", 0, i, v) for i, v in enumerate(values)]
+    # keyed by journey, as the collector produces them (and the worker reads them)
+    records = [
+        Record("rum", 0, i, v, orjson.loads(v)["journey"].encode()) for i, v in enumerate(values)
+    ]
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)  # as the worker does (processor/main.py)

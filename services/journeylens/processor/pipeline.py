@@ -28,7 +28,9 @@ from journeylens.domain.aggregation import (
     finalize_window,
     merge_into,
     pre_aggregate_rum,
+    pre_aggregate_rum_raw,
     pre_aggregate_synthetic,
+    rum_problem,
     take_window,
 )
 from journeylens.domain.catalog_view import CatalogView
@@ -133,6 +135,8 @@ class _JourneyBatch:
     """One journey's records of a batch, per stream, in arrival order."""
 
     streams: dict[str, tuple[list[Record], list[dict[str, Any]]]] = field(default_factory=dict)
+    raw_rum: list[Record] = field(default_factory=list)
+    """RUM records keyed by this journey, not decoded: `pre_aggregate_rum_raw` reads them."""
 
     def add(self, record: Record, message: dict[str, Any]) -> None:
         lists = self.streams.get(record.stream)
@@ -228,9 +232,10 @@ class ExperiencePipeline:
         out: BatchOutput,
     ) -> None:
         # A record keyed by a catalog journey whose bytes say so ("journey":"<key>", as every
-        # producer writes it) is decoded only when its journey's turn comes, and its decoded
-        # messages are freed once the journey is aggregated: a decoded message is ~4x its bytes.
-        # Any other record is decoded at once and routed by the journey it names (as before).
+        # producer writes it) is not decoded here: a RUM one is read raw by the compiled scan
+        # when its journey is aggregated (`pre_aggregate_rum_raw`), a probe result decoded then;
+        # a decoded message is ~4x its bytes. Any other record is decoded at once and routed by
+        # the journey it names (as before).
         per_journey: dict[str, _JourneyBatch] = {}
         later: dict[str, list[Record]] = {}
         needles = self._needles
@@ -244,34 +249,32 @@ class ExperiencePipeline:
                     else:
                         waiting.append(record)
                     continue
-            self._decode(record, out, per_journey, None)
+            self._route(self._decode(record, out, None), record, per_journey)
         for journey, waiting in later.items():
+            batch = per_journey.pop(journey, None) or _JourneyBatch()
             for record in waiting:
-                self._decode(record, out, per_journey, journey)
-            batch = per_journey.pop(journey, None)
-            if batch is not None:
+                if record.stream == RUM:
+                    batch.raw_rum.append(record)
+                else:
+                    self._route(self._decode(record, out, journey), record, per_journey, batch)
+            if batch.streams or batch.raw_rum:
                 self._aggregate_journey(journey, batch, states, current, out)
         for journey, batch in per_journey.items():
             self._aggregate_journey(journey, batch, states, current, out)
 
-    def _decode(
-        self,
-        record: Record,
-        out: BatchOutput,
-        per_journey: dict[str, _JourneyBatch],
-        keyed: str | None,
-    ) -> None:
-        """Decode and check one record; keep its raw form; route it to its journey's batch
-        (``keyed``: the journey its key and bytes named, which it must turn out to be)."""
+    def _decode(self, record: Record, out: BatchOutput, keyed: str | None) -> Any:
+        """Decode and check one record and keep its raw form. Returns the message when its
+        journey's windows take it (a catalog journey), None otherwise; ``keyed``: the journey
+        its key and bytes named, which it must turn out to be."""
         try:
             message = orjson.loads(record.value)
         except orjson.JSONDecodeError as exc:
             out.dead_letters.append((record, f"not JSON: {exc}"))
-            return
+            return None
         first, second = _REQUIRED[record.stream]
         if type(message) is not dict or first not in message or second not in message:
             self._reject(record, message, out)
-            return
+            return None
         journey = message.get("journey") or UNMAPPED
         if keyed is not None and journey != keyed:
             # "journey":"<key>" was in its bytes, but not as its own journey (a nested field):
@@ -279,16 +282,33 @@ class ExperiencePipeline:
             out.dead_letters.append(
                 (record, f"keyed by journey {keyed!r} but its journey is {journey!r}")
             )
-            return
+            return None
+        aggregated = journey in self.view.journeys and journey != UNMAPPED
         if record.stream == RUM:
+            problem = rum_problem(message) if aggregated else None
+            if problem is not None:  # aggregation cannot read it: it would fail the batch
+                out.dead_letters.append((record, problem))
+                return None
             out.rum_messages.append(record.value)
         else:
             out.synthetic_results.append(message)
-        if journey in self.view.journeys and journey != UNMAPPED:
+        return message if aggregated else None
+
+    @staticmethod
+    def _route(
+        message: Any,
+        record: Record,
+        per_journey: dict[str, _JourneyBatch],
+        batch: _JourneyBatch | None = None,
+    ) -> None:
+        if message is None:
+            return
+        if batch is None:
+            journey = message["journey"]
             batch = per_journey.get(journey)
             if batch is None:
                 batch = per_journey[journey] = _JourneyBatch()
-            batch.add(record, message)
+        batch.add(record, message)
 
     def _aggregate_journey(
         self,
@@ -322,19 +342,27 @@ class ExperiencePipeline:
         partition = -1
         batches: list[tuple[str, BatchStates]] = []
         for stream in (RUM, SYNTHETIC):  # in this order, as before
-            if stream not in items.streams:
+            raw = items.raw_rum if stream == RUM else []
+            if stream not in items.streams and not raw:
                 continue
-            records, messages = items.streams[stream]
             mark = state.offsets.get(stream, -1)
-            if min(map(_OFFSET, records)) <= mark:  # a replay: count only what is new
+            taken: list[Record] = []
+            if raw:  # before the decoded ones: the records it does not take join them
+                scanned, taken = self._scan_raw(journey, raw, mark, closer.watermark, items, out)
+                if taken:
+                    batches.append((stream, scanned))
+            records, messages = items.streams.get(stream, ([], []))
+            if records and min(map(_OFFSET, records)) <= mark:  # a replay: count what is new
                 fresh = [(r, m) for r, m in zip(records, messages, strict=True) if r.offset > mark]
                 out.replayed += len(records) - len(fresh)
                 records = [r for r, _ in fresh]
                 messages = [m for _, m in fresh]
+            if not records and not taken:
+                continue
+            partition = (records or taken)[-1].partition
+            state.offsets[stream] = max(map(_OFFSET, [*records, *taken]))
             if not records:
                 continue
-            partition = records[-1].partition
-            state.offsets[stream] = max(map(_OFFSET, records))
             aggregate = pre_aggregate_rum if stream == RUM else pre_aggregate_synthetic
             batches.append(
                 (
@@ -359,6 +387,47 @@ class ExperiencePipeline:
         closer.observe(self._combined_mark(state.stream_marks), set())
         self._close_windows(journey, state, out)
         return partition
+
+    def _scan_raw(
+        self,
+        journey: str,
+        raw: list[Record],
+        mark: int,
+        watermark: float | None,
+        items: _JourneyBatch,
+        out: BatchOutput,
+    ) -> tuple[BatchStates, list[Record]]:
+        """Aggregate the undecoded RUM records of a journey with the compiled scan. Returns its
+        row states and the records it took (kept raw); the others are decoded and checked as
+        any record is and join ``items``. Replayed ones (offset not above ``mark``) are only
+        decoded: kept raw again, not counted again."""
+        fresh: list[Record] = []
+        for record in raw:
+            if record.offset > mark:
+                fresh.append(record)
+            elif self._decode(record, out, journey) is not None:
+                out.replayed += 1
+        if not fresh:
+            return BatchStates(), []
+        scanned, rest = pre_aggregate_rum_raw(
+            [record.value for record in fresh],
+            journey,
+            self.view,
+            self.config.window_s,
+            watermark,
+            grace_s=self.config.grace_s,
+        )
+        left = set(rest)
+        taken: list[Record] = []
+        for i, record in enumerate(fresh):
+            if i in left:
+                message = self._decode(record, out, journey)
+                if message is not None:
+                    items.add(record, message)
+            else:
+                taken.append(record)
+                out.rum_messages.append(record.value)
+        return scanned, taken
 
     def _combined_mark(self, marks: Mapping[str, int]) -> int | None:
         """Event time both streams have reached: the slower stream holds the watermark back,

@@ -196,3 +196,33 @@ def test_changelogged_state_decodes_to_the_same_state_and_old_zlib_blobs_still_d
         }))  # fmt: skip
         legacy = pipeline.decode_state(zlib.compress(orjson.dumps(old_doc), 1))
         assert _aggregates({"j": legacy}) == _aggregates({"j": state})
+
+
+def test_keyed_records_the_scan_leaves_are_decoded_checked_and_counted_once() -> None:
+    values = make_events(120, 2, 2, 2)
+    event = orjson.loads(values[5])
+    rare = orjson.dumps({**event, "errors": [{"message": "boom", "count": 3}]})
+    mistyped = orjson.dumps({**event, "event_id": "bad", "vitals": {"lcp_ms": "slow"}})
+    mixed = [*values[:10], rare, mistyped, b'{"journey":"j0" oops', *values[10:]]
+    keyed = _keyed([v for v in mixed if v.startswith(b'{"event_id"')])
+    broken = Record(RUM, 0, len(mixed), mixed[12], b"j0")
+    records = [*keyed, broken]
+    records = [r._replace(offset=i) for i, r in enumerate(records)]
+
+    out = _pipeline().process(records, {})
+    plain = _pipeline().process(_records([*values, rare]), {})
+
+    assert sorted(out.rum_messages) == sorted([*values, rare])
+    reasons = [reason for _, reason in out.dead_letters]
+    assert reasons[0] == "vitals.lcp_ms: not a number"  # it would have failed the batch
+    assert reasons[1].startswith("not JSON") and len(reasons) == 2
+    assert _aggregates({j: s for j, (_, s) in out.states.items()}) == _aggregates(
+        {j: s for j, (_, s) in plain.states.items()}
+    )
+    # read again from the first record: nothing new is counted, every valid one kept raw again
+    again = _pipeline().process(records, {j: s for j, (_, s) in out.states.items()})
+    assert again.replayed == len(values) + 1
+    assert sorted(again.rum_messages) == sorted(out.rum_messages)
+    assert _aggregates({j: s for j, (_, s) in again.states.items()}) == _aggregates(
+        {j: s for j, (_, s) in out.states.items()}
+    )
