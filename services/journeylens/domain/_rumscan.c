@@ -1,13 +1,14 @@
-/* The RUM batch scan: one journey's raw `rum.beacons.v1` messages (JSON bytes) straight into
- * the cells `pre_aggregate_rum` builds, without making a Python object per field.
+/* The compiled scan of the worker's RUM hot path (journeylens.domain.aggregation).
  *
- * Compiled from journeylens.domain.rumscan, which turns its output into row states. It takes
- * only what it reads exactly as the Python path would: plain ASCII strings without escapes,
- * numbers of the JSON grammar, and every field of the types the contract gives. Any other
- * message (and every message with a rare part: errors, API errors, conversions, network
- * errors, probe traffic, more than MAX_DEPS dependencies, a timestamp not in the UTC ISO form)
- * is marked "not taken", and the caller decodes and aggregates it in Python, so the result is
- * the Python path's result in every case. Nothing here keeps state between calls.
+ * scan: one journey's raw `rum.beacons.v1` messages (JSON bytes) straight into the cells
+ * `pre_aggregate_rum` builds, without making a Python object per field; the Python side
+ * (`pre_aggregate_rum_raw`) turns its output into row states. It takes only what it reads
+ * exactly as the Python path would: plain ASCII strings without escapes, numbers of the JSON
+ * grammar, and every field of the types the contract gives. Any other message (and every
+ * message with a rare part: errors, API errors, conversions, network errors, probe traffic,
+ * more than MAX_DEPS dependencies, a timestamp not in the UTC ISO form) is marked "not taken",
+ * and the caller decodes and aggregates it in Python, so the result is the Python path's
+ * result in every case. Nothing here keeps state between calls.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1331,7 +1332,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "_rumscan",
-    .m_doc = "Compiled scan of raw RUM messages for journeylens.domain.rumscan.",
+    .m_doc = "The compiled scan of raw RUM messages for journeylens.domain.aggregation.",
     .m_size = -1,
     .m_methods = methods,
 };
