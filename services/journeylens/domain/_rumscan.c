@@ -30,7 +30,7 @@
 /* ------------------------------------------------------------------------------------------ */
 /* JSON reading */
 
-enum { J_MISSING = 0, J_NULL, J_FALSE, J_TRUE, J_NUM, J_STR, J_OBJ, J_ARR, J_EMPTY_ARR };
+enum { J_MISSING = 0, J_NULL, J_FALSE, J_TRUE, J_NUM, J_STR, J_OBJ, J_ARR };
 
 typedef struct {
     const char *p;
@@ -1086,7 +1086,7 @@ static PyObject *sketch_of(IVec *v, int64_t zero) {
                 return NULL;
             }
         }
-    } else {
+    } else if (v->n > 0) { /* only zeros, or a range too wide to count */
         qsort(v->v, (size_t)v->n, sizeof(int64_t), cmp_i64);
         Py_ssize_t i = 0;
         while (i < v->n) {

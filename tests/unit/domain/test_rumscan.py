@@ -238,3 +238,34 @@ def test_the_scan_and_python_agree_on_any_mix(
     left = set(rest)
     taken = [orjson.loads(v) for i, v in enumerate(values) if i not in left]
     assert all(rum_problem(event) is None for event in taken)  # it takes only readable ones
+
+
+_SEED_MESSAGES = [v for v in make_events(40, 2, 2, 2) if b'"journey":"j0"' in v]
+
+
+@st.composite
+def _mutated(draw: st.DrawFn) -> bytes:
+    """A real message with a few bytes changed, cut, repeated or inserted."""
+    value = bytearray(draw(st.sampled_from(_SEED_MESSAGES)))
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(value)))
+        action = draw(st.sampled_from(["set", "cut", "repeat", "insert"]))
+        if action == "set" and at < len(value):
+            value[at] = draw(st.sampled_from(b'{}[]",:.-+eE0159 \\\x00\x7f\xc3tfnul'))
+        elif action == "cut":
+            del value[at : at + draw(st.integers(1, 40))]
+        elif action == "repeat":
+            value[at:at] = value[at : at + draw(st.integers(1, 40))]
+        else:
+            value[at:at] = draw(st.binary(min_size=1, max_size=6))
+    return bytes(value)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.lists(_mutated(), min_size=1, max_size=10))
+def test_damaged_messages_are_read_safely_and_only_valid_ones_taken(values: list[bytes]) -> None:
+    scanned, rest = pre_aggregate_rum_raw(values, "j0", VIEW, 60, None)
+    left = set(rest)
+    taken = [orjson.loads(v) for i, v in enumerate(values) if i not in left]  # valid JSON
+    assert all(type(event) is dict and rum_problem(event) is None for event in taken)
+    assert _state(scanned) == _state(pre_aggregate_rum(taken, VIEW, 60, None))
