@@ -425,6 +425,47 @@ def rum_problem(event: Mapping[str, Any]) -> str | None:
     return None
 
 
+def synthetic_problem(result: Mapping[str, Any]) -> str | None:
+    """`rum_problem` for a decoded probe result (``synthetic.results.v1``): the fields the
+    synthetic aggregation reads, with their contract types (or null)."""
+    try:
+        epoch_seconds(result.get("started_at"))
+    except (TypeError, ValueError, OverflowError):
+        return f"started_at: not a time: {result.get('started_at')!r:.60}"
+    for name, wanted in (
+        ("journey", _TEXT),
+        ("status", _TEXT),
+        ("failed_step", _TEXT),
+        ("duration_ms", _NUMBER),
+    ):
+        if not _typed(result.get(name), wanted):
+            return f"{name}: not {_WANTED[wanted]}"
+    steps = result.get("steps")
+    if steps is None:
+        return None
+    if not isinstance(steps, list):
+        return "steps: not an array"
+    for step in steps:
+        if not isinstance(step, dict):
+            return "steps: an item is not an object"
+        for name, wanted in (("step", _TEXT), ("status", _TEXT), ("duration_ms", _NUMBER)):
+            if not _typed(step.get(name), wanted):
+                return f"steps[].{name}: not {_WANTED[wanted]}"
+        timings = step.get("timings")
+        if timings is not None:
+            if not isinstance(timings, dict):
+                return "steps[].timings: not an object"
+            for name in PHASES:
+                if not _typed(timings.get(name), _NUMBER):
+                    return f"steps[].timings.{name}: not a number"
+        assertions = step.get("failed_assertions")
+        if assertions is not None and not (
+            isinstance(assertions, list) and all(isinstance(a, dict) for a in assertions)
+        ):
+            return "steps[].failed_assertions: not an array of objects"
+    return None
+
+
 RARE_KINDS: Final = frozenset({"conversion", "network_error"})
 
 

@@ -31,6 +31,7 @@ from journeylens.domain.aggregation import (
     pre_aggregate_rum_raw,
     pre_aggregate_synthetic,
     rum_problem,
+    synthetic_problem,
     take_window,
 )
 from journeylens.domain.catalog_view import CatalogView
@@ -285,11 +286,13 @@ class ExperiencePipeline:
             )
             return None
         aggregated = journey in self.view.journeys and journey != UNMAPPED
-        if record.stream == RUM:
-            problem = rum_problem(message) if aggregated else None
+        if aggregated:
+            check = rum_problem if record.stream == RUM else synthetic_problem
+            problem = check(message)
             if problem is not None:  # aggregation cannot read it: it would fail the batch
                 out.dead_letters.append((record, problem))
                 return None
+        if record.stream == RUM:
             out.rum_messages.append(record.value)
         else:
             out.synthetic_results.append(message)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from journeylens.domain.aggregation import (
     pre_aggregate_rum,
     pre_aggregate_rum_raw,
     rum_problem,
+    synthetic_problem,
 )
 from journeylens.domain.catalog_view import CatalogView
 from journeylens.processor.bench import BASE, bench_catalog, make_events
@@ -269,3 +271,48 @@ def test_damaged_messages_are_read_safely_and_only_valid_ones_taken(values: list
     taken = [orjson.loads(v) for i, v in enumerate(values) if i not in left]  # valid JSON
     assert all(type(event) is dict and rum_problem(event) is None for event in taken)
     assert _state(scanned) == _state(pre_aggregate_rum(taken, VIEW, 60, None))
+
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "schemas" / "examples"
+
+
+@pytest.mark.parametrize(
+    ("topic", "check"), [("rum.beacons", rum_problem), ("synthetic.results", synthetic_problem)]
+)
+def test_every_contract_example_is_readable_by_aggregation(topic: str, check: Any) -> None:
+    examples = sorted((EXAMPLES / topic / "v1").glob("*.json"))
+    assert examples
+    for path in examples:
+        assert check(orjson.loads(path.read_bytes())) is None, path.name
+
+
+def _probe_result(**fields: Any) -> dict[str, Any]:
+    result: dict[str, Any] = orjson.loads(
+        (EXAMPLES / "synthetic.results" / "v1" / "checkout_passed.json").read_bytes()
+    )
+    result.update(fields)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("message", "check", "problem"),
+    [
+        (_event(vitals={"lcp_ms": "1200"}), rum_problem, "vitals.lcp_ms: not a number"),
+        (_event(session_id=7), rum_problem, "session_id: not a string"),
+        (_event(context=["FR"]), rum_problem, "context: not an object"),
+        (_event(dependencies=[{"requests": 1.5}]), rum_problem,
+         "dependencies[].requests: not an integer"),
+        (_event(errors=[{"count": "2"}]), rum_problem, "errors[].count: not an integer"),
+        (_event(synthetic="no"), rum_problem, "synthetic: not a boolean"),
+        (_event(timestamp="2026-02-30T10:00:00.000Z"), rum_problem,
+         "timestamp: not a time: '2026-02-30T10:00:00.000Z'"),
+        (_probe_result(duration_ms="fast"), synthetic_problem, "duration_ms: not a number"),
+        (_probe_result(started_at=None), synthetic_problem, "started_at: not a time: None"),
+        (_probe_result(steps=[{"step": ["cart"]}]), synthetic_problem,
+         "steps[].step: not a string"),
+        (_probe_result(steps=[{"step": "cart", "timings": {"dns_ms": "3"}}]), synthetic_problem,
+         "steps[].timings.dns_ms: not a number"),
+    ],
+)  # fmt: skip
+def test_a_field_aggregation_cannot_read_is_named(message: Any, check: Any, problem: str) -> None:
+    assert check(message) == problem

@@ -13,6 +13,7 @@ from journeylens.processor.bench import bench_catalog, make_events
 from journeylens.processor.clock import SystemClock
 from journeylens.processor.pipeline import (
     RUM,
+    SYNTHETIC,
     BatchOutput,
     ExperiencePipeline,
     JourneyState,
@@ -226,3 +227,26 @@ def test_keyed_records_the_scan_leaves_are_decoded_checked_and_counted_once() ->
     assert _aggregates({j: s for j, (_, s) in again.states.items()}) == _aggregates(
         {j: s for j, (_, s) in out.states.items()}
     )
+
+
+def test_a_probe_result_aggregation_cannot_read_is_dead_lettered_and_the_rest_lands() -> None:
+    good = {
+        "run_id": "r1",
+        "journey": "j0",
+        "location": "paris",
+        "status": "passed",
+        "started_at": "2026-11-25T10:00:05.000Z",
+        "duration_ms": 900.0,
+        "steps": [{"step": "s0", "status": "passed", "duration_ms": 400.0}],
+    }
+    bad = {**good, "run_id": "r2", "duration_ms": "slow"}
+    records = [
+        Record(SYNTHETIC, 0, 0, orjson.dumps(bad), b"j0"),
+        Record(SYNTHETIC, 0, 1, orjson.dumps(good), b"j0"),
+    ]
+    out = _pipeline().process(records, {})
+    assert [reason for _, reason in out.dead_letters] == ["duration_ms: not a number"]
+    assert [r["run_id"] for r in out.synthetic_results] == ["r1"]
+    rows = out.states["j0"][1].windows
+    journey_row = next(row for key, row in rows.items() if key[1] == "_journey")
+    assert journey_row.synthetic is not None and journey_row.synthetic.runs == 1
