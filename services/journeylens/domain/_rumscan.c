@@ -514,6 +514,16 @@ static int read_no_errors(Cur *c) {
     return -1;
 }
 
+/* null, or a container of the kind ``wanted`` read by ``reader``. */
+static int read_or_null(Cur *c, int kind, int wanted, int (*reader)(Cur *, Event *), Event *ev) {
+    if (kind == J_NULL) return match_literal(c, "null", 4);
+    if (kind != wanted || reader(c, ev) < 0) {
+        c->bad = 1;
+        return -1;
+    }
+    return 0;
+}
+
 enum {
     K_EVENT_ID, K_TIMESTAMP, K_JOURNEY, K_STEP, K_SYNTHETIC, K_SESSION, K_KIND, K_VITALS,
     K_NAVIGATION, K_CONTEXT, K_ERRORS, K_API_ERRORS, K_DEPENDENCIES, K_SAMPLE_RATE,
@@ -579,36 +589,20 @@ static int read_event(const char *data, Py_ssize_t size, Event *ev) {
             if (read_str_or_null(c, &ev->kind_kind, &ev->kind) < 0) return -1;
             break;
         case K_VITALS:
-            if (k == J_NULL) {
-                if (match_literal(c, "null", 4) < 0) return -1;
-            } else if (k != J_OBJ || read_vitals(c, ev) < 0) {
-                return -1;
-            }
+            if (read_or_null(c, k, J_OBJ, read_vitals, ev) < 0) return -1;
             break;
         case K_NAVIGATION:
-            if (k == J_NULL) {
-                if (match_literal(c, "null", 4) < 0) return -1;
-            } else if (k != J_OBJ || read_navigation(c, ev) < 0) {
-                return -1;
-            }
+            if (read_or_null(c, k, J_OBJ, read_navigation, ev) < 0) return -1;
             break;
         case K_CONTEXT:
-            if (k == J_NULL) {
-                if (match_literal(c, "null", 4) < 0) return -1;
-            } else if (k != J_OBJ || read_context(c, ev) < 0) {
-                return -1;
-            }
+            if (read_or_null(c, k, J_OBJ, read_context, ev) < 0) return -1;
             break;
         case K_ERRORS:
         case K_API_ERRORS:
             if (read_no_errors(c) < 0) return -1;
             break;
         case K_DEPENDENCIES:
-            if (k == J_NULL) {
-                if (match_literal(c, "null", 4) < 0) return -1;
-            } else if (k != J_ARR || read_dependencies(c, ev) < 0) {
-                return -1;
-            }
+            if (read_or_null(c, k, J_ARR, read_dependencies, ev) < 0) return -1;
             break;
         case K_SAMPLE_RATE:
             if (read_num_or_null(c, &ev->rate_has, &ev->rate, &is_int) < 0) return -1;
