@@ -666,19 +666,31 @@ static int epoch_seconds(const Str *s, int64_t *out) {
 /* ------------------------------------------------------------------------------------------ */
 /* Accumulation */
 
+/* Room for one more item in a growable array (doubling from ``first``); a MemoryError when
+ * there is none. */
+static int reserve(void **items, Py_ssize_t *cap, Py_ssize_t n, size_t size, Py_ssize_t first) {
+    if (n < *cap) return 0;
+    Py_ssize_t grown_cap = *cap ? *cap * 2 : first;
+    void *grown = realloc(*items, (size_t)grown_cap * size);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *items = grown;
+    *cap = grown_cap;
+    return 0;
+}
+
+#define RESERVE(items, n, cap, first) \
+    reserve((void **)&(items), &(cap), (n), sizeof(*(items)), (first))
+
 typedef struct {
     int64_t *v;
     Py_ssize_t n, cap;
 } IVec;
 
 static int ivec_push(IVec *a, int64_t x) {
-    if (a->n == a->cap) {
-        Py_ssize_t cap = a->cap ? a->cap * 2 : 16;
-        int64_t *grown = realloc(a->v, (size_t)cap * sizeof(int64_t));
-        if (grown == NULL) return -1;
-        a->v = grown;
-        a->cap = cap;
-    }
+    if (RESERVE(a->v, a->n, a->cap, 16) < 0) return -1;
     a->v[a->n++] = x;
     return 0;
 }
@@ -737,6 +749,7 @@ static int table_grow(Table *t) {
     if (hash == NULL || slot == NULL) {
         free(hash);
         free(slot);
+        PyErr_NoMemory();
         return -1;
     }
     for (size_t i = 0; i < t->cap; i++) {
@@ -754,6 +767,29 @@ static int table_grow(Table *t) {
     return 0;
 }
 
+/* The slot of the entry with hash ``h`` for which ``same(ctx, index, key)`` holds, or the empty
+ * slot where it goes (then *found is 0). Grows the table first when half full. */
+static int64_t table_slot(Table *t, uint64_t h, int (*same)(const void *, int64_t, const void *),
+                          const void *ctx, const void *key, int *found) {
+    if (t->n * 2 >= t->cap && table_grow(t) < 0) return -1;
+    size_t j = h & (t->cap - 1);
+    while (t->slot[j]) {
+        if (t->hash[j] == h && same(ctx, t->slot[j] - 1, key)) {
+            *found = 1;
+            return (int64_t)j;
+        }
+        j = (j + 1) & (t->cap - 1);
+    }
+    *found = 0;
+    return (int64_t)j;
+}
+
+static void table_put(Table *t, int64_t j, uint64_t h, int64_t index) {
+    t->hash[j] = h;
+    t->slot[j] = index + 1;
+    t->n++;
+}
+
 typedef struct {
     Group *groups;
     Py_ssize_t ngroups, capgroups;
@@ -766,58 +802,56 @@ typedef struct {
     Py_ssize_t nlate, caplate;
 } Acc;
 
+typedef struct {
+    const Str *step;
+    int64_t start;
+} GroupKey;
+
+static int same_group(const void *ctx, int64_t index, const void *key) {
+    const Group *g = &((const Acc *)ctx)->groups[index];
+    const GroupKey *k = key;
+    return g->start == k->start && g->step.n == k->step->n &&
+           memcmp(g->step.p, k->step->p, (size_t)g->step.n) == 0;
+}
+
 static int64_t find_group(Acc *a, const Str *step, int64_t start) {
+    GroupKey key = {step, start};
     uint64_t h = hash_bytes(step->p, step->n, (uint64_t)start * 0x9E3779B97F4A7C15ULL);
-    if (a->group_table.n * 2 >= a->group_table.cap && table_grow(&a->group_table) < 0) return -1;
-    Table *t = &a->group_table;
-    size_t j = h & (t->cap - 1);
-    while (t->slot[j]) {
-        if (t->hash[j] == h) {
-            Group *g = &a->groups[t->slot[j] - 1];
-            if (g->start == start && g->step.n == step->n &&
-                memcmp(g->step.p, step->p, (size_t)step->n) == 0)
-                return t->slot[j] - 1;
-        }
-        j = (j + 1) & (t->cap - 1);
-    }
-    if (a->ngroups == a->capgroups) {
-        Py_ssize_t cap = a->capgroups ? a->capgroups * 2 : 16;
-        Group *grown = realloc(a->groups, (size_t)cap * sizeof(Group));
-        if (grown == NULL) return -1;
-        a->groups = grown;
-        a->capgroups = cap;
-    }
+    int found;
+    int64_t j = table_slot(&a->group_table, h, same_group, a, &key, &found);
+    if (j < 0) return -1;
+    if (found) return a->group_table.slot[j] - 1;
+    if (RESERVE(a->groups, a->ngroups, a->capgroups, 16) < 0) return -1;
     Group *g = &a->groups[a->ngroups];
     memset(g, 0, sizeof(*g));
     g->step = *step;
     g->start = start;
-    t->hash[j] = h;
-    t->slot[j] = ++a->ngroups;
-    t->n++;
-    return a->ngroups - 1;
+    table_put(&a->group_table, j, h, a->ngroups);
+    return a->ngroups++;
+}
+
+typedef struct {
+    int64_t group;
+    int dim;
+    const Str *value;
+} CellKey;
+
+static int same_cell(const void *ctx, int64_t index, const void *key) {
+    const Cell *cell = &((const Acc *)ctx)->cells[index];
+    const CellKey *k = key;
+    return cell->group == k->group && cell->dim == k->dim && cell->value.n == k->value->n &&
+           memcmp(cell->value.p, k->value->p, (size_t)cell->value.n) == 0;
 }
 
 static int64_t find_cell(Acc *a, int64_t group, int dim, const Str *value) {
-    uint64_t h = hash_bytes(value->p, value->n, (uint64_t)(group * N_DIMS + dim + 1) * 0xC2B2AE3D27D4EB4FULL);
-    if (a->cell_table.n * 2 >= a->cell_table.cap && table_grow(&a->cell_table) < 0) return -1;
-    Table *t = &a->cell_table;
-    size_t j = h & (t->cap - 1);
-    while (t->slot[j]) {
-        if (t->hash[j] == h) {
-            Cell *cell = &a->cells[t->slot[j] - 1];
-            if (cell->group == group && cell->dim == dim && cell->value.n == value->n &&
-                memcmp(cell->value.p, value->p, (size_t)value->n) == 0)
-                return t->slot[j] - 1;
-        }
-        j = (j + 1) & (t->cap - 1);
-    }
-    if (a->ncells == a->capcells) {
-        Py_ssize_t cap = a->capcells ? a->capcells * 2 : 64;
-        Cell *grown = realloc(a->cells, (size_t)cap * sizeof(Cell));
-        if (grown == NULL) return -1;
-        a->cells = grown;
-        a->capcells = cap;
-    }
+    CellKey key = {group, dim, value};
+    uint64_t seed = (uint64_t)(group * N_DIMS + dim + 1) * 0xC2B2AE3D27D4EB4FULL;
+    uint64_t h = hash_bytes(value->p, value->n, seed);
+    int found;
+    int64_t j = table_slot(&a->cell_table, h, same_cell, a, &key, &found);
+    if (j < 0) return -1;
+    if (found) return a->cell_table.slot[j] - 1;
+    if (RESERVE(a->cells, a->ncells, a->capcells, 64) < 0) return -1;
     Cell *cell = &a->cells[a->ncells];
     memset(cell, 0, sizeof(*cell));
     cell->group = (int)group;
@@ -825,23 +859,18 @@ static int64_t find_cell(Acc *a, int64_t group, int dim, const Str *value) {
     cell->value = *value;
     cell->sessions = PySet_New(NULL);
     if (cell->sessions == NULL) return -1;
-    if (ivec_push(&a->groups[group].cells[dim], a->ncells) < 0) return -1;
-    t->hash[j] = h;
-    t->slot[j] = ++a->ncells;
-    t->n++;
-    return a->ncells - 1;
+    if (ivec_push(&a->groups[group].cells[dim], a->ncells) < 0) {
+        Py_CLEAR(cell->sessions);
+        return -1;
+    }
+    table_put(&a->cell_table, j, h, a->ncells);
+    return a->ncells++;
 }
 
 static int64_t rate_index(Acc *a, double rate) {
     for (Py_ssize_t i = 0; i < a->nrates; i++)
         if (a->rates[i] == rate) return i;
-    if (a->nrates == a->caprates) {
-        Py_ssize_t cap = a->caprates ? a->caprates * 2 : 8;
-        double *grown = realloc(a->rates, (size_t)cap * sizeof(double));
-        if (grown == NULL) return -1;
-        a->rates = grown;
-        a->caprates = cap;
-    }
+    if (RESERVE(a->rates, a->nrates, a->caprates, 8) < 0) return -1;
     a->rates[a->nrates] = rate;
     return a->nrates++;
 }
@@ -864,13 +893,7 @@ static int add_late(Acc *a, const Str *step) {
             return 0;
         }
     }
-    if (a->nlate == a->caplate) {
-        Py_ssize_t cap = a->caplate ? a->caplate * 2 : 8;
-        Late *grown = realloc(a->late, (size_t)cap * sizeof(Late));
-        if (grown == NULL) return -1;
-        a->late = grown;
-        a->caplate = cap;
-    }
+    if (RESERVE(a->late, a->nlate, a->caplate, 8) < 0) return -1;
     a->late[a->nlate].step = *step;
     a->late[a->nlate].count = 1;
     a->nlate++;
@@ -892,13 +915,7 @@ static int add_dep(Group *g, const Dep *d, double inv, double lowest, int64_t ze
         }
     }
     if (acc == NULL) {
-        if (g->ndeps == g->capdeps) {
-            Py_ssize_t cap = g->capdeps ? g->capdeps * 2 : 4;
-            DepAcc *grown = realloc(g->deps, (size_t)cap * sizeof(DepAcc));
-            if (grown == NULL) return -1;
-            g->deps = grown;
-            g->capdeps = cap;
-        }
+        if (RESERVE(g->deps, g->ndeps, g->capdeps, 4) < 0) return -1;
         acc = &g->deps[g->ndeps++];
         memset(acc, 0, sizeof(*acc));
         acc->host = host;
