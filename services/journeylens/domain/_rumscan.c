@@ -375,17 +375,22 @@ typedef struct {
     Dep deps[MAX_DEPS];
 } Event;
 
-static const char *VITAL_NAMES[N_VITALS] = {"lcp_ms", "inp_ms", "cls", "fcp_ms", "ttfb_ms"};
-static const char *DIM_NAMES[N_DIMS] = {"device_class", "country", "browser", "connection_type"};
+static const char *const VITAL_NAMES[N_VITALS] = {"lcp_ms", "inp_ms", "cls", "fcp_ms", "ttfb_ms"};
+static const char *const DIM_NAMES[N_DIMS] = {"device_class", "country", "browser", "connection_type"};
+
+/* Which of ``names`` the key is, or -1. */
+static int key_index(const Str *key, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (key_is(key, names[i])) return i;
+    return -1;
+}
 
 static int read_vitals(Cur *c, Event *ev) {
     int first = 1, r, is_int;
     unsigned seen = 0;
     Str key;
     while ((r = next_member(c, &first, &key)) == 1) {
-        int found = -1;
-        for (int i = 0; i < N_VITALS; i++)
-            if (key_is(&key, VITAL_NAMES[i])) found = i;
+        int found = key_index(&key, VITAL_NAMES, N_VITALS);
         if (found < 0) {
             if (skip_value(c, 2) < 0) return -1;
             continue;
@@ -416,9 +421,7 @@ static int read_context(Cur *c, Event *ev) {
     unsigned seen = 0;
     Str key;
     while ((r = next_member(c, &first, &key)) == 1) {
-        int found = -1;
-        for (int i = 0; i < N_DIMS; i++)
-            if (key_is(&key, DIM_NAMES[i])) found = i;
+        int found = key_index(&key, DIM_NAMES, N_DIMS);
         if (found < 0) {
             if (skip_value(c, 2) < 0) return -1;
             continue;
@@ -529,7 +532,7 @@ enum {
     K_NAVIGATION, K_CONTEXT, K_ERRORS, K_API_ERRORS, K_DEPENDENCIES, K_SAMPLE_RATE,
     K_CONVERSION_VALUE, N_KEYS
 };
-static const char *KEY_NAMES[N_KEYS] = {
+static const char *const KEY_NAMES[N_KEYS] = {
     "event_id", "timestamp", "journey", "step", "synthetic", "session_id", "kind", "vitals",
     "navigation", "context", "errors", "api_errors", "dependencies", "sample_rate",
     "conversion_value",
@@ -546,13 +549,7 @@ static int read_event(const char *data, Py_ssize_t size, Event *ev) {
     ws(c);
     if (peek_kind(c) != J_OBJ) return -1;
     while ((r = next_member(c, &first, &key)) == 1) {
-        int found = -1;
-        for (int i = 0; i < N_KEYS; i++) {
-            if (key_is(&key, KEY_NAMES[i])) {
-                found = i;
-                break;
-            }
-        }
+        int found = key_index(&key, KEY_NAMES, N_KEYS);
         if (found < 0) {
             if (skip_value(c, 1) < 0) return -1;
             continue;
