@@ -129,7 +129,7 @@ class WorkerSettings(BaseSettings):
     sink_flush_s: float = 1.0
     segment_top_n: int = 8
     batch_max_events: int = Field(
-        default=48_000,
+        default=40_000,
         description="Events per processing batch: larger batches write the journey states "
         "and ClickHouse less often per event, and hold more messages in memory (three "
         "batches in flight: queued, processed, being stored).",
