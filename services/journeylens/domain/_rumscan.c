@@ -557,10 +557,12 @@ static int read_event(const char *data, Py_ssize_t size, Event *ev) {
         if (!seen_once(c, &seen, found)) return -1;
         int k = peek_kind(c);
         switch (found) {
-        case K_EVENT_ID:
+        case K_EVENT_ID: { /* only checked: a string, as rum_problem wants it (or null) */
+            Str id;
             ev->has_event_id = 1;
-            if (skip_value(c, 1) < 0) return -1;
+            if (read_str_or_null(c, &k, &id) < 0) return -1;
             break;
+        }
         case K_TIMESTAMP:
             if (read_str_or_null(c, &ev->ts_kind, &ev->ts) < 0) return -1;
             break;

@@ -373,7 +373,7 @@ def rum_problem(event: Mapping[str, Any]) -> str | None:
         epoch_seconds(event.get("timestamp"))
     except (TypeError, ValueError, OverflowError):
         return f"timestamp: not a time: {event.get('timestamp')!r:.60}"
-    for name in ("journey", "step", "session_id", "kind", "page_id", "url"):
+    for name in ("event_id", "journey", "step", "session_id", "kind", "page_id", "url"):
         if not _typed(event.get(name), _TEXT):
             return f"{name}: not a string"
     for name in ("sample_rate", "conversion_value"):

@@ -113,6 +113,7 @@ def test_what_the_scan_does_not_read_exactly_is_left_to_python(name: str) -> Non
 UNREADABLE = {
     "string vital": _event(vitals={"lcp_ms": "1200"}),
     "numeric session id": _event(session_id=7),
+    "numeric event id": _event(event_id=7),
     "an impossible date": _event(timestamp="2026-02-30T10:00:00.000Z"),
 }
 
