@@ -385,51 +385,58 @@ static int key_index(const Str *key, const char *const *names, int n) {
     return -1;
 }
 
-static int read_vitals(Cur *c, Event *ev) {
-    int first = 1, r, is_int;
-    unsigned seen = 0;
-    Str key;
-    while ((r = next_member(c, &first, &key)) == 1) {
-        int found = key_index(&key, VITAL_NAMES, N_VITALS);
-        if (found < 0) {
-            if (skip_value(c, 2) < 0) return -1;
-            continue;
-        }
-        if (!seen_once(c, &seen, found)) return -1;
-        if (read_num_or_null(c, &ev->vit_has[found], &ev->vit[found], &is_int) < 0) return -1;
-    }
-    return r;
-}
+/* One wanted field of an object, read into ``into``: ``field`` indexes the names given to
+ * read_members. 0 when read, -1 when not taken. */
+typedef int (*FieldReader)(Cur *c, void *into, int field);
 
-static int read_navigation(Cur *c, Event *ev) {
-    int first = 1, r, is_int;
-    unsigned seen = 0;
-    Str key;
-    while ((r = next_member(c, &first, &key)) == 1) {
-        if (key_is(&key, "duration_ms")) {
-            if (!seen_once(c, &seen, 0)) return -1;
-            if (read_num_or_null(c, &ev->nav_has, &ev->nav_duration, &is_int) < 0) return -1;
-        } else if (skip_value(c, 2) < 0) {
-            return -1;
-        }
-    }
-    return r;
-}
-
-static int read_context(Cur *c, Event *ev) {
+/* The members of the object at the cursor: each of ``names`` (at most once) is handed to
+ * ``read_field``, any other member is checked and skipped. */
+static int read_members(Cur *c, const char *const *names, int n, FieldReader read_field,
+                        void *into, int depth) {
     int first = 1, r;
     unsigned seen = 0;
     Str key;
     while ((r = next_member(c, &first, &key)) == 1) {
-        int found = key_index(&key, DIM_NAMES, N_DIMS);
+        int found = key_index(&key, names, n);
         if (found < 0) {
-            if (skip_value(c, 2) < 0) return -1;
+            if (skip_value(c, depth) < 0) return -1;
             continue;
         }
-        if (!seen_once(c, &seen, found)) return -1;
-        if (read_str_or_null(c, &ev->ctx_kind[found], &ev->ctx[found]) < 0) return -1;
+        if (!seen_once(c, &seen, found) || read_field(c, into, found) < 0 || c->bad) return -1;
     }
-    return r;
+    return r < 0 ? -1 : 0;
+}
+
+static int vital_field(Cur *c, void *into, int field) {
+    Event *ev = into;
+    int is_int;
+    return read_num_or_null(c, &ev->vit_has[field], &ev->vit[field], &is_int);
+}
+
+static int read_vitals(Cur *c, Event *ev) {
+    return read_members(c, VITAL_NAMES, N_VITALS, vital_field, ev, 2);
+}
+
+static const char *const NAVIGATION_NAMES[1] = {"duration_ms"};
+
+static int navigation_field(Cur *c, void *into, int field) {
+    Event *ev = into;
+    int is_int;
+    (void)field;
+    return read_num_or_null(c, &ev->nav_has, &ev->nav_duration, &is_int);
+}
+
+static int read_navigation(Cur *c, Event *ev) {
+    return read_members(c, NAVIGATION_NAMES, 1, navigation_field, ev, 2);
+}
+
+static int context_field(Cur *c, void *into, int field) {
+    Event *ev = into;
+    return read_str_or_null(c, &ev->ctx_kind[field], &ev->ctx[field]);
+}
+
+static int read_context(Cur *c, Event *ev) {
+    return read_members(c, DIM_NAMES, N_DIMS, context_field, ev, 2);
 }
 
 static int read_int_or_null(Cur *c, int64_t *out) {
@@ -444,32 +451,33 @@ static int read_int_or_null(Cur *c, int64_t *out) {
     return 0;
 }
 
-static int read_dependency(Cur *c, Dep *dep) {
-    int first = 1, r, has, is_int;
-    unsigned seen = 0;
-    Str key;
-    memset(dep, 0, sizeof(*dep));
-    while ((r = next_member(c, &first, &key)) == 1) {
-        if (key_is(&key, "host")) {
-            if (!seen_once(c, &seen, 0) || read_str_or_null(c, &dep->host_kind, &dep->host) < 0)
-                return -1;
-        } else if (key_is(&key, "provider")) {
-            if (!seen_once(c, &seen, 1) ||
-                read_str_or_null(c, &dep->provider_kind, &dep->provider) < 0)
-                return -1;
-        } else if (key_is(&key, "requests")) {
-            if (!seen_once(c, &seen, 2) || read_int_or_null(c, &dep->requests) < 0) return -1;
-        } else if (key_is(&key, "failures")) {
-            if (!seen_once(c, &seen, 3) || read_int_or_null(c, &dep->failures) < 0) return -1;
-        } else if (key_is(&key, "total_duration_ms")) {
-            if (!seen_once(c, &seen, 4) || read_num_or_null(c, &has, &dep->total, &is_int) < 0)
-                return -1;
-            if (!has) dep->total = 0.0;
-        } else if (skip_value(c, 3) < 0) {
-            return -1;
-        }
+enum { D_HOST, D_PROVIDER, D_REQUESTS, D_FAILURES, D_TOTAL, N_DEP_KEYS };
+static const char *const DEP_NAMES[N_DEP_KEYS] = {
+    "host", "provider", "requests", "failures", "total_duration_ms",
+};
+
+static int dependency_field(Cur *c, void *into, int field) {
+    Dep *dep = into;
+    int has, is_int;
+    switch (field) {
+    case D_HOST:
+        return read_str_or_null(c, &dep->host_kind, &dep->host);
+    case D_PROVIDER:
+        return read_str_or_null(c, &dep->provider_kind, &dep->provider);
+    case D_REQUESTS:
+        return read_int_or_null(c, &dep->requests);
+    case D_FAILURES:
+        return read_int_or_null(c, &dep->failures);
+    default: /* D_TOTAL */
+        if (read_num_or_null(c, &has, &dep->total, &is_int) < 0) return -1;
+        if (!has) dep->total = 0.0;
+        return 0;
     }
-    return r;
+}
+
+static int read_dependency(Cur *c, Dep *dep) {
+    memset(dep, 0, sizeof(*dep));
+    return read_members(c, DEP_NAMES, N_DEP_KEYS, dependency_field, dep, 3);
 }
 
 static int read_dependencies(Cur *c, Event *ev) {
@@ -538,84 +546,58 @@ static const char *const KEY_NAMES[N_KEYS] = {
     "conversion_value",
 };
 
+static int event_field(Cur *c, void *into, int field) {
+    Event *ev = into;
+    int k = peek_kind(c), is_int;
+    Str id;
+    switch (field) {
+    case K_EVENT_ID: /* only checked: a string, as rum_problem wants it (or null) */
+        ev->has_event_id = 1;
+        return read_str_or_null(c, &k, &id);
+    case K_TIMESTAMP:
+        return read_str_or_null(c, &ev->ts_kind, &ev->ts);
+    case K_JOURNEY:
+        return read_str_or_null(c, &ev->journey_kind, &ev->journey);
+    case K_STEP:
+        return read_str_or_null(c, &ev->step_kind, &ev->step);
+    case K_SYNTHETIC: /* probe traffic (true) is counted by the Python path */
+        if (k == J_FALSE) return match_literal(c, "false", 5);
+        if (k == J_NULL) return match_literal(c, "null", 4);
+        c->bad = 1;
+        return -1;
+    case K_SESSION:
+        return read_str_or_null(c, &ev->sid_kind, &ev->sid);
+    case K_KIND:
+        return read_str_or_null(c, &ev->kind_kind, &ev->kind);
+    case K_VITALS:
+        return read_or_null(c, k, J_OBJ, read_vitals, ev);
+    case K_NAVIGATION:
+        return read_or_null(c, k, J_OBJ, read_navigation, ev);
+    case K_CONTEXT:
+        return read_or_null(c, k, J_OBJ, read_context, ev);
+    case K_ERRORS:
+    case K_API_ERRORS:
+        return read_no_errors(c);
+    case K_DEPENDENCIES:
+        return read_or_null(c, k, J_ARR, read_dependencies, ev);
+    case K_SAMPLE_RATE:
+        return read_num_or_null(c, &ev->rate_has, &ev->rate, &is_int);
+    default: /* K_CONVERSION_VALUE: read by conversions only, which are not taken */
+        return skip_value(c, 1);
+    }
+}
+
 /* Reads one message into *ev; 0 when taken, -1 when not. */
 static int read_event(const char *data, Py_ssize_t size, Event *ev) {
     Cur cur = {data, data + size, 0};
     Cur *c = &cur;
-    int first = 1, r, is_int;
-    unsigned seen = 0;
-    Str key;
     memset(ev, 0, offsetof(Event, deps));
     ws(c);
-    if (peek_kind(c) != J_OBJ) return -1;
-    while ((r = next_member(c, &first, &key)) == 1) {
-        int found = key_index(&key, KEY_NAMES, N_KEYS);
-        if (found < 0) {
-            if (skip_value(c, 1) < 0) return -1;
-            continue;
-        }
-        if (!seen_once(c, &seen, found)) return -1;
-        int k = peek_kind(c);
-        switch (found) {
-        case K_EVENT_ID: { /* only checked: a string, as rum_problem wants it (or null) */
-            Str id;
-            ev->has_event_id = 1;
-            if (read_str_or_null(c, &k, &id) < 0) return -1;
-            break;
-        }
-        case K_TIMESTAMP:
-            if (read_str_or_null(c, &ev->ts_kind, &ev->ts) < 0) return -1;
-            break;
-        case K_JOURNEY:
-            if (read_str_or_null(c, &ev->journey_kind, &ev->journey) < 0) return -1;
-            break;
-        case K_STEP:
-            if (read_str_or_null(c, &ev->step_kind, &ev->step) < 0) return -1;
-            break;
-        case K_SYNTHETIC: /* probe traffic (true) is counted by the Python path */
-            if (k == J_FALSE) {
-                if (match_literal(c, "false", 5) < 0) return -1;
-            } else if (k == J_NULL) {
-                if (match_literal(c, "null", 4) < 0) return -1;
-            } else {
-                return -1;
-            }
-            break;
-        case K_SESSION:
-            if (read_str_or_null(c, &ev->sid_kind, &ev->sid) < 0) return -1;
-            break;
-        case K_KIND:
-            if (read_str_or_null(c, &ev->kind_kind, &ev->kind) < 0) return -1;
-            break;
-        case K_VITALS:
-            if (read_or_null(c, k, J_OBJ, read_vitals, ev) < 0) return -1;
-            break;
-        case K_NAVIGATION:
-            if (read_or_null(c, k, J_OBJ, read_navigation, ev) < 0) return -1;
-            break;
-        case K_CONTEXT:
-            if (read_or_null(c, k, J_OBJ, read_context, ev) < 0) return -1;
-            break;
-        case K_ERRORS:
-        case K_API_ERRORS:
-            if (read_no_errors(c) < 0) return -1;
-            break;
-        case K_DEPENDENCIES:
-            if (read_or_null(c, k, J_ARR, read_dependencies, ev) < 0) return -1;
-            break;
-        case K_SAMPLE_RATE:
-            if (read_num_or_null(c, &ev->rate_has, &ev->rate, &is_int) < 0) return -1;
-            break;
-        case K_CONVERSION_VALUE: /* read by conversions only, which are not taken */
-            if (skip_value(c, 1) < 0) return -1;
-            break;
-        }
-        if (c->bad) return -1;
-    }
-    if (r < 0 || c->bad) return -1;
+    if (peek_kind(c) != J_OBJ || read_members(c, KEY_NAMES, N_KEYS, event_field, ev, 1) < 0)
+        return -1;
     ws(c);
-    if (c->p != c->end) return -1; /* something after the object */
-    if (!ev->has_event_id || !(seen & (1u << K_TIMESTAMP))) return -1; /* Python rejects it */
+    if (c->bad || c->p != c->end) return -1; /* unreadable, or something after the object */
+    if (!ev->has_event_id || ev->ts_kind == J_MISSING) return -1; /* Python rejects it */
     return 0;
 }
 
