@@ -1,6 +1,7 @@
 """The compiled part of the distribution (everything else is in pyproject.toml).
 
-``journeylens.domain._rumscan`` reads raw RUM messages straight into the worker's batch cells.
+``journeylens.domain._rumscan`` reads raw RUM messages straight into the worker's batch cells,
+and holds the sketches' bucket counts (``Bins``).
 It is optional: where it cannot be built (no C compiler), the worker runs the same aggregation
 in Python, slower, with the same results.
 """
@@ -11,7 +12,11 @@ setup(
     ext_modules=[
         Extension(
             "journeylens.domain._rumscan",
-            ["services/journeylens/domain/_rumscan.c"],
+            [
+                "services/journeylens/domain/_rumscan.c",
+                "services/journeylens/domain/_bins.c",
+            ],
+            depends=["services/journeylens/domain/_bins.h"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra"],
             optional=True,
         )

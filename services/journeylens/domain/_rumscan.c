@@ -13,6 +13,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "_bins.h"
+
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1041,21 +1043,10 @@ static int cmp_i64(const void *x, const void *y) {
     return (a > b) - (a < b);
 }
 
-static int put_bin(PyObject *bins, int64_t index, Py_ssize_t count) {
-    PyObject *key = PyLong_FromLongLong(index);
-    PyObject *value = PyLong_FromSsize_t(count);
-    int failed = key == NULL || value == NULL || PyDict_SetItem(bins, key, value) < 0;
-    Py_XDECREF(key);
-    Py_XDECREF(value);
-    return failed ? -1 : 0;
-}
-
 #define COUNT_RANGE 4096
 
-/* (zero count, {bucket: count}) of a bucket list, buckets in ascending order. */
+/* (zero count, Bins) of a bucket list. */
 static PyObject *sketch_of(IVec *v, int64_t zero) {
-    PyObject *bins = PyDict_New();
-    if (bins == NULL) return NULL;
     int64_t zeros = 0, lo = INT64_MAX, hi = INT64_MIN;
     for (Py_ssize_t i = 0; i < v->n; i++) {
         int64_t x = v->v[i];
@@ -1063,37 +1054,47 @@ static PyObject *sketch_of(IVec *v, int64_t zero) {
         if (x < lo) lo = x;
         if (x > hi) hi = x;
     }
+    BinsObject *bins;
     if (lo <= hi && hi - lo < COUNT_RANGE) { /* sketch buckets of one metric: a narrow range */
         Py_ssize_t counts[COUNT_RANGE];
+        Py_ssize_t distinct = 0;
         memset(counts, 0, (size_t)(hi - lo + 1) * sizeof(Py_ssize_t));
         for (Py_ssize_t i = 0; i < v->n; i++) {
             if (v->v[i] == zero)
                 zeros++;
-            else
-                counts[v->v[i] - lo]++;
+            else if (counts[v->v[i] - lo]++ == 0)
+                distinct++;
         }
+        bins = bins_with_size(distinct);
+        if (bins == NULL) return NULL;
+        Py_ssize_t k = 0;
         for (int64_t x = lo; x <= hi; x++) {
-            if (counts[x - lo] && put_bin(bins, x, counts[x - lo]) < 0) {
-                Py_DECREF(bins);
-                return NULL;
+            if (counts[x - lo]) {
+                bins->v[k].index = x;
+                bins->v[k++].count = counts[x - lo];
             }
         }
-    } else if (v->n > 0) { /* only zeros, or a range too wide to count */
-        qsort(v->v, (size_t)v->n, sizeof(int64_t), cmp_i64);
-        Py_ssize_t i = 0;
+    } else { /* none, only zeros, or a range too wide to count */
+        if (v->n > 0) qsort(v->v, (size_t)v->n, sizeof(int64_t), cmp_i64);
+        Py_ssize_t distinct = 0;
+        for (Py_ssize_t i = 0; i < v->n; i++)
+            if (v->v[i] != zero && (i == 0 || v->v[i] != v->v[i - 1])) distinct++;
+        bins = bins_with_size(distinct);
+        if (bins == NULL) return NULL;
+        Py_ssize_t i = 0, k = 0;
         while (i < v->n) {
             Py_ssize_t j = i;
             while (j < v->n && v->v[j] == v->v[i]) j++;
             if (v->v[i] == zero) {
                 zeros = j - i;
-            } else if (put_bin(bins, v->v[i], j - i) < 0) {
-                Py_DECREF(bins);
-                return NULL;
+            } else {
+                bins->v[k].index = v->v[i];
+                bins->v[k++].count = j - i;
             }
             i = j;
         }
     }
-    return Py_BuildValue("(LN)", (long long)zeros, bins);
+    return Py_BuildValue("(LN)", (long long)zeros, (PyObject *)bins);
 }
 
 static PyObject *cell_tuple(Acc *a, Cell *cell, int64_t zero) {
@@ -1201,8 +1202,8 @@ PyDoc_STRVAR(scan_doc,
 "window starting at or before it is late. Returns (taken, cells, deps, late, max_ts,\n"
 "unmapped): taken[i] is 1 when values[i] was aggregated here, 0 when the caller must decode\n"
 "it; cells in the order the Python path builds them: (step, start, dimension index, value,\n"
-"six (zero, bins) sketches, [(sample rate, views)], satisfied, tolerating, frustrated,\n"
-"session ids); deps: (step, start, [(host, provider, requests, failures, (zero, bins))]);\n"
+"six (zero, Bins) sketches, [(sample rate, views)], satisfied, tolerating, frustrated,\n"
+"session ids); deps: (step, start, [(host, provider, requests, failures, (zero, Bins))]);\n"
 "late: {step: events}; max_ts: the largest event second taken (-1 if none).");
 
 static PyObject *scan(PyObject *self, PyObject *args) {
@@ -1324,12 +1325,21 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "_rumscan",
-    .m_doc = "The compiled scan of raw RUM messages for journeylens.domain.aggregation.",
+    .m_doc = "The compiled parts of journeylens.domain: the scan of raw RUM messages and sketch Bins.",
     .m_size = -1,
     .m_methods = methods,
 };
 
 PyMODINIT_FUNC PyInit__rumscan(void) {
     init_stop();
-    return PyModule_Create(&module);
+    if (PyType_Ready(&BinsType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&BinsType);
+    if (PyModule_AddObject(m, "Bins", (PyObject *)&BinsType) < 0) {
+        Py_DECREF(&BinsType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

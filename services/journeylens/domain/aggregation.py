@@ -42,6 +42,7 @@ from journeylens.domain.sketch import (
     DEFAULT_RELATIVE_ACCURACY,
     DEFAULT_SESSION_CAP,
     MIN_INDEXABLE,
+    Bins,
     QuantileSketch,
     SessionSet,
 )
@@ -1079,7 +1080,7 @@ def _state_from_cell(
             counts = Counter(buckets)
             sketch: QuantileSketch = getattr(state, name)
             sketch.zero = counts.pop(_ZERO, 0)
-            sketch.bins = dict(counts)
+            sketch.bins = Bins(counts)
     for mark, n in Counter(acc[6]).items():
         if mark >= _VIEW:
             state.views += n

@@ -16,13 +16,60 @@ from __future__ import annotations
 import hashlib
 import math
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import accumulate
 from typing import Any
 
 DEFAULT_RELATIVE_ACCURACY = 0.01
 MIN_INDEXABLE = 1e-9
 """Values at or below this (and zero) go to the zero bucket."""
+
+
+class PyBins(dict[int, int]):
+    """Bucket index -> count: the sketch's buckets where the compiled ``Bins`` is not built.
+
+    ``Bins`` (``journeylens.domain._rumscan``) is the same mapping kept as one sorted array, so
+    that the worker's scan writes it without making Python ints and a merge is one linear pass.
+    Both have the methods below; they differ only in iteration order (``Bins`` ascends)."""
+
+    def add(self, index: int, count: int = 1) -> None:
+        self[index] = self.get(index, 0) + count
+
+    def merge(self, other: Mapping[int, int]) -> None:
+        if not self:
+            self.update(other)
+            return
+        get = self.get
+        for i, n in other.items():
+            self[i] = get(i, 0) + n
+
+    def total(self) -> int:
+        return sum(self.values())
+
+    def sorted_lists(self) -> tuple[list[int], list[int]]:
+        keys = sorted(self)
+        return keys, list(map(self.__getitem__, keys))
+
+    def copy(self) -> PyBins:
+        return PyBins(self)
+
+    @classmethod
+    def from_lists(cls, indexes: Iterable[int], counts: Iterable[int]) -> PyBins:
+        return cls(zip(indexes, counts, strict=True))
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the same indexes have the same non-zero counts."""
+        if not isinstance(other, PyBins | Bins):
+            return NotImplemented
+        return {i: n for i, n in self.items() if n} == {i: n for i, n in other.items() if n}
+
+    __hash__ = None
+
+
+try:
+    from journeylens.domain._rumscan import Bins as Bins
+except ImportError:  # not built: no C compiler where it was installed
+    Bins = PyBins  # type: ignore[assignment,misc]
 
 
 class QuantileSketch:
@@ -36,15 +83,13 @@ class QuantileSketch:
         self.relative_accuracy = relative_accuracy
         self._gamma = (1 + relative_accuracy) / (1 - relative_accuracy)
         self._inv_log_gamma = 1.0 / math.log(self._gamma)
-        self.bins: dict[int, int] = {}
+        self.bins: Bins = Bins()
         self.zero = 0
 
     def add(self, value: float, weight: int = 1) -> None:
         """Add ``value`` ``weight`` times. Negative values count as zero (none are expected)."""
         if value > MIN_INDEXABLE:
-            i = math.ceil(math.log(value) * self._inv_log_gamma)
-            bins = self.bins
-            bins[i] = bins.get(i, 0) + weight
+            self.bins.add(math.ceil(math.log(value) * self._inv_log_gamma), weight)
         else:
             self.zero += weight
 
@@ -52,19 +97,13 @@ class QuantileSketch:
         """Add ``other``'s counts into this sketch (in place) and return it."""
         if other.relative_accuracy != self.relative_accuracy:
             raise ValueError("cannot merge sketches of different relative accuracy")
-        bins = self.bins
-        if not bins:
-            bins.update(other.bins)
-        else:
-            get = bins.get
-            for i, n in other.bins.items():
-                bins[i] = get(i, 0) + n
+        self.bins.merge(other.bins)
         self.zero += other.zero
         return self
 
     @property
     def count(self) -> int:
-        return self.zero + sum(self.bins.values())
+        return self.zero + self.bins.total()
 
     def quantile(self, q: float) -> float | None:
         """The value at rank ``q * (count - 1)`` (lower quantile), or None when empty."""
@@ -78,9 +117,9 @@ class QuantileSketch:
         wanted = list(qs)
         if not self.bins:
             return [None if not self.zero else 0.0 for _ in wanted]
-        keys = sorted(self.bins)
+        keys, counts = self.bins.sorted_lists()
         # values up to and including each bucket (the zero bucket first): exact ints
-        cumulative = list(accumulate(map(self.bins.__getitem__, keys), initial=self.zero))
+        cumulative = list(accumulate(counts, initial=self.zero))
         del cumulative[0]
         total = cumulative[-1]
         out: list[float | None] = []
@@ -98,17 +137,17 @@ class QuantileSketch:
 
     def copy(self) -> QuantileSketch:
         other = QuantileSketch(self.relative_accuracy)
-        other.bins = dict(self.bins)
+        other.bins = self.bins.copy()
         other.zero = self.zero
         return other
 
     def to_state(self, canonical: bool = True) -> dict[str, Any]:
         """``{"a": accuracy, "z": zero count, "i": [bucket index…], "c": [count…]}``, sorted
-        by bucket (``canonical``), or in the sketch's own order (cheaper; same sketch)."""
+        by bucket (``canonical``), or in the sketch's own order (cheaper without the compiled
+        ``Bins``, which are always sorted; the same sketch either way)."""
         bins = self.bins
-        if canonical:
-            keys = sorted(bins)
-            counts = list(map(bins.__getitem__, keys))
+        if canonical or not isinstance(bins, PyBins):
+            keys, counts = bins.sorted_lists()
         else:
             keys, counts = list(bins), list(bins.values())
         return {"a": self.relative_accuracy, "z": self.zero, "i": keys, "c": counts}
@@ -118,7 +157,7 @@ class QuantileSketch:
         sketch = cls(float(state.get("a", DEFAULT_RELATIVE_ACCURACY)))
         sketch.zero = int(state.get("z", 0))
         indexes, counts = state.get("i", []), state.get("c", [])
-        sketch.bins = dict(zip(map(int, indexes), map(int, counts), strict=True))
+        sketch.bins = Bins.from_lists(list(map(int, indexes)), list(map(int, counts)))
         return sketch
 
     def __eq__(self, other: object) -> bool:
@@ -127,8 +166,7 @@ class QuantileSketch:
         return (
             self.relative_accuracy == other.relative_accuracy
             and self.zero == other.zero
-            and {i: n for i, n in self.bins.items() if n}
-            == {i: n for i, n in other.bins.items() if n}
+            and self.bins == other.bins
         )
 
     __hash__ = None  # type: ignore[assignment]
