@@ -1,7 +1,7 @@
 """The compiled part of the distribution (everything else is in pyproject.toml).
 
 ``journeylens.domain._rumscan`` reads raw RUM messages straight into the worker's batch cells,
-and holds the sketches' bucket counts (``Bins``).
+holds the sketches' bucket counts (``Bins``) and hashes session ids for ``SessionSet``.
 It is optional: where it cannot be built (no C compiler), the worker runs the same aggregation
 in Python, slower, with the same results.
 """
@@ -15,8 +15,12 @@ setup(
             [
                 "services/journeylens/domain/_rumscan.c",
                 "services/journeylens/domain/_bins.c",
+                "services/journeylens/domain/_sessions.c",
             ],
-            depends=["services/journeylens/domain/_bins.h"],
+            depends=[
+                "services/journeylens/domain/_bins.h",
+                "services/journeylens/domain/_sessions.h",
+            ],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra"],
             optional=True,
         )

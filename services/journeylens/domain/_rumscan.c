@@ -14,6 +14,7 @@
 #include <Python.h>
 
 #include "_bins.h"
+#include "_sessions.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -1319,13 +1320,20 @@ done:
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
+    {"hash63", sessions_hash63, METH_O,
+     "hash63(session_id): the stable 63-bit hash of a session id (sketch.stable_hash63)."},
+    {"hash63_all", sessions_hash63_all, METH_O,
+     "hash63_all(session_ids): [hash63(id) for id in session_ids]."},
+    {"kmv_union", sessions_kmv_union, METH_VARARGS,
+     "kmv_union(hashes, new, k): the k smallest distinct values of the ascending ``hashes``\n"
+     "and of ``new`` (any order), ascending."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "_rumscan",
-    .m_doc = "The compiled parts of journeylens.domain: the scan of raw RUM messages and sketch Bins.",
+    .m_doc = "The compiled parts of journeylens.domain: the raw RUM scan, sketch Bins, session hashes.",
     .m_size = -1,
     .m_methods = methods,
 };

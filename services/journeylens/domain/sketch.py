@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
@@ -180,9 +180,31 @@ DEFAULT_KMV_SIZE = 1024
 _HASH_SPACE = float(2**63)
 
 
-def stable_hash63(value: str) -> int:
-    """A 63-bit hash (fits a signed int64) that is the same in every process, unlike ``hash()``."""
-    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big") >> 1
+def py_hash63(session_id: str) -> int:
+    """A 63-bit hash (fits a signed int64) that is the same in every process, unlike ``hash()``:
+    BLAKE2b's 8-byte digest of the UTF-8 id, big-endian, shifted right by one."""
+    digest = hashlib.blake2b(session_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def py_hash63_all(session_ids: Iterable[str]) -> list[int]:
+    return [py_hash63(v) for v in session_ids]
+
+
+def py_kmv_union(hashes: Sequence[int], new: Sequence[int], k: int) -> list[int]:
+    """The ``k`` smallest distinct values of ``hashes`` and ``new``, ascending."""
+    merged = set(hashes)
+    merged.update(new)
+    return sorted(merged)[:k]
+
+
+try:  # the same functions, compiled (BLAKE2b written out: same hashes, about 3x faster)
+    from journeylens.domain._rumscan import hash63 as stable_hash63
+    from journeylens.domain._rumscan import hash63_all, kmv_union
+except ImportError:
+    stable_hash63 = py_hash63
+    hash63_all = py_hash63_all
+    kmv_union = py_kmv_union
 
 
 class SessionSet:
@@ -218,23 +240,16 @@ class SessionSet:
         """Move to sketch mode if over the cap (or fold pending ids into the sketch)."""
         if self.hashes is None and len(self.ids) <= self.cap:
             return
-        pending = [stable_hash63(s) for s in self.ids]
+        pending = hash63_all(self.ids)
         self.ids = set()
         if self.hashes is None:
             self.hashes = []
         self._absorb(pending)
 
-    def _absorb(self, hashes: Iterable[int]) -> None:
-        current = self.hashes
-        assert current is not None
-        if len(current) >= self.k:
-            threshold = current[-1]
-            hashes = [h for h in hashes if h < threshold]
-            if not hashes:
-                return
-        merged = set(current)
-        merged.update(hashes)
-        self.hashes = sorted(merged)[: self.k]
+    def _absorb(self, hashes: list[int]) -> None:
+        assert self.hashes is not None
+        if hashes:
+            self.hashes = kmv_union(self.hashes, hashes, self.k)
 
     def merge(self, other: SessionSet) -> SessionSet:
         if other.hashes is None and self.hashes is None:
@@ -243,7 +258,7 @@ class SessionSet:
             return self
         if self.hashes is None:
             self.hashes = []
-            pending = [stable_hash63(s) for s in self.ids]
+            pending = hash63_all(self.ids)
             self.ids = set()
             self._absorb(pending)
         assert self.hashes is not None
@@ -252,8 +267,8 @@ class SessionSet:
 
     def _all_hashes(self) -> list[int]:
         if self.hashes is None:
-            return [stable_hash63(s) for s in self.ids]
-        return self.hashes + [stable_hash63(s) for s in self.ids]
+            return hash63_all(self.ids)
+        return self.hashes + hash63_all(self.ids)
 
     def estimate(self) -> int:
         if self.hashes is None:
@@ -301,7 +316,7 @@ class SessionSet:
     def from_state(cls, state: dict[str, Any]) -> SessionSet:
         out = cls(int(state.get("cap", DEFAULT_SESSION_CAP)), int(state.get("k", DEFAULT_KMV_SIZE)))
         if "h" in state:
-            out.hashes = sorted(int(h) for h in state["h"])
+            out.hashes = sorted({int(h) for h in state["h"]})
         else:
             out.ids = set(state.get("ids", []))
         return out

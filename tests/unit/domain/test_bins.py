@@ -1,4 +1,5 @@
-"""The compiled sketch buckets (``Bins``) behave as the pure-Python ``PyBins`` dict they replace."""
+"""The compiled sketch parts behave as the pure-Python ones they replace: ``Bins`` as the
+``PyBins`` dict, the session hashes and KMV union as ``py_hash63`` and ``py_kmv_union``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from journeylens.domain import sketch as sketch_module
-from journeylens.domain.sketch import Bins, PyBins, QuantileSketch
+from journeylens.domain.sketch import (
+    Bins,
+    PyBins,
+    QuantileSketch,
+    hash63_all,
+    kmv_union,
+    py_hash63,
+    py_hash63_all,
+    py_kmv_union,
+    stable_hash63,
+)
 
 INDEXES = st.integers(-3000, 3000)
 COUNTS = st.integers(0, 10**12)
@@ -30,6 +41,7 @@ OPERATIONS = st.lists(
 def test_the_compiled_bins_are_built_by_the_install() -> None:
     # the worker's scan writes them (the pure-Python sketch works without, slower); CI must build
     assert Bins is not PyBins
+    assert kmv_union is not py_kmv_union and hash63_all is not py_hash63_all
 
 
 def _apply(bins: Any, kind: str, a: Any, b: Any) -> None:
@@ -138,3 +150,42 @@ def test_sketches_on_either_bins_give_the_same_state(monkeypatch: pytest.MonkeyP
     assert count == 501
     assert state["z"] == 1 and state["i"] == sorted(state["i"]) and sum(state["c"]) == 500
     assert quantiles[0] == 0.0 and quantiles == sorted(quantiles)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=300), max_size=20))
+def test_compiled_session_hashes_are_the_blake2b_ones(ids: list[str]) -> None:
+    # the KMV sketches of compiled and pure-Python workers (and states already written) agree
+    assert hash63_all(ids) == py_hash63_all(ids) == [stable_hash63(i) for i in ids]
+    assert all(0 <= h < 2**63 for h in hash63_all(ids))
+
+
+def test_session_hash_of_known_ids() -> None:
+    # BLAKE2b-64 of the empty string is e4a6a0577479b2b4 (RFC 7693's parameters, no key)
+    assert stable_hash63("") == 0xE4A6A0577479B2B4 >> 1
+    assert stable_hash63("s1") == py_hash63("s1")
+    long_id = "é" * 200  # 400 bytes: four blocks, the last one partial
+    assert stable_hash63(long_id) == py_hash63(long_id)
+    assert len({stable_hash63(f"s{i}") for i in range(10_000)}) == 10_000
+    with pytest.raises(TypeError, match="session id must be a str"):
+        hash63_all([1])  # type: ignore[list-item]
+
+
+HASHES = st.lists(st.integers(0, 2**63 - 1), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(HASHES, HASHES, st.integers(0, 50))
+def test_kmv_union_keeps_the_k_smallest_distinct(
+    current: list[int], new: list[int], k: int
+) -> None:
+    sketch = sorted(set(current))[:k]
+    assert kmv_union(sketch, new, k) == py_kmv_union(sketch, new, k)
+    assert kmv_union(sketch, new, k) == sorted(set(sketch) | set(new))[:k]
+
+
+def test_kmv_union_refuses_a_sketch_out_of_order() -> None:
+    with pytest.raises(ValueError, match="must ascend"):
+        kmv_union([5, 3], [1], 4)
+    with pytest.raises(ValueError, match="must ascend"):
+        kmv_union([3, 3], [1], 4)
