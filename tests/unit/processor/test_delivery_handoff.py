@@ -7,18 +7,24 @@ import weakref
 from typing import Any
 
 from faust.types import TP
-from faust.types.tuples import Message
 from mode.utils.queues import FlowControlEvent
 
-from journeylens.processor.delivery import Handoff
+from journeylens.processor.delivery import Fetched, Handoff
+from journeylens.processor.pipeline import Record
 
 
-def _messages(n: int, start: int = 0, generation: int = 1, value: bytes = b"v") -> list[Any]:
-    tp, gen = TP("rum", 0), generation
-    return [
-        Message("rum", 0, start + i, 0.0, 0, None, b"k", value, None, tp=tp, generation_id=gen)
-        for i in range(n)
-    ]
+def _run(n: int, start: int = 0, generation: int = 1, value: bytes = b"v") -> Fetched:
+    """``n`` fetched records of partition 0 from offset ``start``."""
+    records = [Record("rum", 0, start + i, value, b"k") for i in range(n)]
+    return Fetched(TP("rum", 0), generation, records, n * len(value))
+
+
+def _messages(n: int, start: int = 0, generation: int = 1, value: bytes = b"v") -> list[Fetched]:
+    return [_run(n, start, generation, value)]
+
+
+def _offsets(runs: list[Fetched]) -> list[int]:
+    return [record.offset for run in runs for record in run.records]
 
 
 def _handoff(
@@ -48,12 +54,16 @@ def test_take_splits_batches_at_max_events_in_fetch_order() -> None:
         first, second = _messages(3), _messages(3, start=3)
         await handoff.put(first)
         await handoff.put(second)
-        assert len(unacked) == 6  # tracked from the moment they are queued
+        assert len(unacked) == 2  # tracked from the moment they are queued, a run each
         taken = await handoff.take()
-        assert [m.offset for m in taken] == [0, 1, 2, 3]
+        assert _offsets(taken) == [0, 1, 2, 3]
+        assert len(unacked) == 3  # the second run was split: both parts are unacked
+        handoff.drop(taken)
+        assert len(unacked) == 1  # what is still queued
         rest = await handoff.take()  # fewer than max: waits within_s, then returns them
-        assert [m.offset for m in rest] == [4, 5]
-        assert handoff.queued == 0
+        assert _offsets(rest) == [4, 5]
+        assert rest[0].nbytes == 2 and rest[0].tp == TP("rum", 0)
+        assert handoff.queued == 0 and handoff.queued_bytes == 0
 
     asyncio.run(run())
 
@@ -79,7 +89,7 @@ def test_put_waits_while_a_batch_worth_is_queued() -> None:
         blocked = asyncio.ensure_future(handoff.put(_messages(1, start=3)))
         await asyncio.sleep(0.01)
         assert not blocked.done()
-        assert len(await handoff.take()) == 2  # one left, below a batch: the put goes on
+        assert len(_offsets(await handoff.take())) == 2  # one left, below a batch: put goes on
         await asyncio.wait_for(blocked, 1)
         assert handoff.queued == 2
 
@@ -90,13 +100,13 @@ def test_take_stops_at_max_bytes_but_always_takes_one_message() -> None:
     async def run() -> None:
         handoff, _, _ = _handoff(max_events=100, within_s=0.0, max_bytes=250)
         # one fetched batch: 3 messages of 100 bytes, then one of 1000
-        await handoff.put([*_messages(3, value=b"x" * 100), *_messages(1, 3, value=b"y" * 1000)])
+        await handoff.put([_run(3, value=b"x" * 100), _run(1, 3, value=b"y" * 1000)])
         assert handoff.queued == 4 and handoff.queued_bytes == 1300
 
         first = await handoff.take()
-        assert [m.offset for m in first] == [0, 1]  # a third would pass 250 bytes
-        assert [m.offset for m in await handoff.take()] == [2]  # 100 + 1000 > 250
-        assert [m.offset for m in await handoff.take()] == [3]  # larger than the bound: alone
+        assert _offsets(first) == [0, 1]  # a third would pass 250 bytes
+        assert _offsets(await handoff.take()) == [2]  # 100 + 1000 > 250
+        assert _offsets(await handoff.take()) == [3]  # larger than the bound: alone
         assert handoff.queued == 0 and handoff.queued_bytes == 0
 
     asyncio.run(run())
@@ -109,7 +119,7 @@ def test_put_waits_while_max_bytes_are_queued() -> None:
         blocked = asyncio.ensure_future(handoff.put(_messages(1, start=3)))
         await asyncio.sleep(0.01)
         assert not blocked.done()  # 300 bytes queued, 3 events of 100 allowed
-        assert len(await handoff.take()) == 2
+        assert len(_offsets(await handoff.take())) == 2
         await asyncio.wait_for(blocked, 1)
         assert handoff.queued == 2 and handoff.queued_bytes == 101
 
@@ -127,7 +137,7 @@ def test_clear_keeps_what_was_fetched_in_the_current_generation() -> None:
         generation[0] = 2  # rebalanced; the consumer sought back to the committed offsets
         await handoff.put(_messages(2, start=3, generation=2))
         flow.resume()  # clears the managed queues
-        assert handoff.queued == 2 and len(unacked) == 2
-        assert [m.offset for m in await handoff.take()] == [3, 4]
+        assert handoff.queued == 2 and len(unacked) == 1
+        assert _offsets(await handoff.take()) == [3, 4]
 
     asyncio.run(run())

@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import httpx
-from faust.types import Message
 
 from journeylens.processor.app import WorkerApp
-from journeylens.processor.delivery import BatchConsumer, Handoff
+from journeylens.processor.delivery import BatchConsumer, Fetched, Handoff
 from journeylens.processor.outputs import ClickHouseOutputs, post_webhooks, publish
 from journeylens.processor.pipeline import BatchOutput, ExperiencePipeline, JourneyState, Record
 
@@ -41,7 +40,8 @@ class _Processed:
     out: BatchOutput
     blobs: dict[str, bytes]
     """journey → its new state, encoded (the changelog value)."""
-    messages: list[Message]
+    runs: list[Fetched]
+    """The records it holds, as fetched (acked once its side effects are done)."""
     generation: int
 
 
@@ -89,9 +89,9 @@ class ExperienceAgent:
         assert handoff is not None
         try:
             while not app.should_stop:
-                messages = await handoff.take()
-                if messages:
-                    await self._consume(handoff, messages)
+                runs = await handoff.take()
+                if runs:
+                    await self._consume(handoff, runs)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -100,32 +100,29 @@ class ExperienceAgent:
         finally:
             handoff.drop_all()  # not processed: Faust's shutdown must not wait for them
 
-    async def _consume(self, handoff: Handoff, messages: list[Message]) -> None:
+    async def _consume(self, handoff: Handoff, runs: list[Fetched]) -> None:
         app = self.worker.app
         if not app.flow_control.is_active():
-            handoff.drop(messages)  # a rebalance started: read again once it is done
+            handoff.drop(runs)  # a rebalance started: read again once it is done
             return
         generation = app.consumer_generation_id
-        stale = [m for m in messages if m.generation_id != generation]
+        stale = [run for run in runs if run.generation_id != generation]
         if stale:
             handoff.drop(stale)
-            messages = [m for m in messages if m.generation_id == generation]
-        names = self.worker.topic_streams
-        records = [
-            Record(names[m.topic], m.partition, m.offset, m.value or b"", m.key) for m in messages
-        ]
+            runs = [run for run in runs if run.generation_id == generation]
+        records = [record for run in runs for record in run.records]
         async with self._lock:
             try:
                 out, blobs = await self._process(records)
                 await self._emitted()
             except asyncio.CancelledError:
-                self._drop(handoff, messages)  # stopping: read again on restart
+                self._drop(handoff, runs)  # stopping: read again on restart
                 raise
             if app.consumer_generation_id != generation:
-                self._drop(handoff, messages)
+                self._drop(handoff, runs)
                 return
             self._states.processed(out, blobs)
-            batch = _Processed(out, blobs, messages, generation)
+            batch = _Processed(out, blobs, runs, generation)
             self._emitting = asyncio.ensure_future(self._finish(handoff, batch))
 
     async def _process(self, records: list[Record]) -> tuple[BatchOutput, dict[str, bytes]]:
@@ -142,29 +139,29 @@ class ExperienceAgent:
         if emitting is not None:
             await emitting
 
-    def _drop(self, handoff: Handoff, messages: list[Message]) -> None:
+    def _drop(self, handoff: Handoff, runs: list[Fetched]) -> None:
         """A rebalance happened since the batch was taken: its records are read again from
         the committed offsets, and the states it changed in memory are forgotten."""
-        handoff.drop(messages)
+        handoff.drop(runs)
         self._states.clear()
 
     async def _finish(self, handoff: Handoff, batch: _Processed) -> None:
         app = self.worker.app
         if app.consumer_generation_id != batch.generation:
-            self._drop(handoff, batch.messages)
+            self._drop(handoff, batch.runs)
             return
         try:
             await self._emit(batch.out, batch.blobs)
         except asyncio.CancelledError:
-            self._drop(handoff, batch.messages)  # stopping: read again on restart
+            self._drop(handoff, batch.runs)  # stopping: read again on restart
             raise
         except Exception as exc:
             log.exception("storing a batch failed: %r", exc)
             await app.crash(exc)
             raise
         consumer = cast(BatchConsumer, app.consumer)
-        consumer.ack_many(batch.messages)
-        self.processed += len(batch.messages)
+        consumer.ack_many(batch.runs)
+        self.processed += sum(len(run.records) for run in batch.runs)
 
     async def _emit(self, out: BatchOutput, blobs: Mapping[str, bytes]) -> None:
         """Side effects in the order that keeps replays exact: storage, topics, then state."""
