@@ -401,10 +401,11 @@ class BatchConsumer(AIOKafkaConsumer):
                 if batch and self.flow_active:
                     await self.wait_first(handoff.put(batch), self.suspend_flow.wait())
                 del batch
-                commit_every = self._commit_every
-                if commit_every is not None and self._n_acked >= commit_every:
-                    self._n_acked = 0
-                    await self.commit()
+                # No commit here every ``broker_commit_every`` acks, as Faust's loop does: a
+                # commit first flushes the producer (a batch's aggregates and changelog being
+                # sent), and fetching stopped for as long, up to a second a batch. Faust's
+                # commit task still commits every ``broker_commit_interval``.
+                self._n_acked = 0
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
