@@ -8,7 +8,9 @@
  * message with a rare part: errors, API errors, conversions, network errors, probe traffic,
  * more than MAX_DEPS dependencies, a timestamp not in the UTC ISO form) is marked "not taken",
  * and the caller decodes and aggregates it in Python, so the result is the Python path's
- * result in every case. Nothing here keeps state between calls.
+ * result in every case. Nothing here keeps state between calls. The reading itself runs
+ * without the GIL (on its own references to the messages), so the worker's fetch loop and
+ * its stores go on beside a scan; only building the result holds it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -650,16 +652,15 @@ static int epoch_seconds(const Str *s, int64_t *out) {
 /* ------------------------------------------------------------------------------------------ */
 /* Accumulation */
 
-/* Room for one more item in a growable array (doubling from ``first``); a MemoryError when
- * there is none. */
+/* The accumulation runs without the GIL: it calls no Python API, and a function that fails
+ * returns -1 only when memory ran out (the caller raises MemoryError once it holds the GIL). */
+
+/* Room for one more item in a growable array (doubling from ``first``); -1 when there is none. */
 static int reserve(void **items, Py_ssize_t *cap, Py_ssize_t n, size_t size, Py_ssize_t first) {
     if (n < *cap) return 0;
     Py_ssize_t grown_cap = *cap ? *cap * 2 : first;
     void *grown = realloc(*items, (size_t)grown_cap * size);
-    if (grown == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    if (grown == NULL) return -1;
     *items = grown;
     *cap = grown_cap;
     return 0;
@@ -686,7 +687,7 @@ typedef struct {
     IVec rate_order;        /* batch rate indexes in first-seen order */
     IVec rate_views;        /* views at each of them */
     int64_t satisfied, tolerating, frustrated;
-    PyObject *sessions; /* set of str */
+    IVec sessions; /* indexes into Acc.sids, repeats included */
 } Cell;
 
 typedef struct {
@@ -733,7 +734,6 @@ static int table_grow(Table *t) {
     if (hash == NULL || slot == NULL) {
         free(hash);
         free(slot);
-        PyErr_NoMemory();
         return -1;
     }
     for (size_t i = 0; i < t->cap; i++) {
@@ -784,7 +784,28 @@ typedef struct {
     Py_ssize_t nrates, caprates;
     Late *late;
     Py_ssize_t nlate, caplate;
+    Str *sids; /* the distinct session ids, first-seen order */
+    Py_ssize_t nsids, capsids;
+    Table sid_table;
 } Acc;
+
+static int same_sid(const void *ctx, int64_t index, const void *key) {
+    const Str *a = &((const Acc *)ctx)->sids[index], *b = key;
+    return a->n == b->n && memcmp(a->p, b->p, (size_t)a->n) == 0;
+}
+
+/* The index of a session id among the scan's distinct ones. */
+static int64_t find_sid(Acc *a, const Str *sid) {
+    uint64_t h = hash_bytes(sid->p, sid->n, 0x165667B19E3779F9ULL);
+    int found;
+    int64_t j = table_slot(&a->sid_table, h, same_sid, a, sid, &found);
+    if (j < 0) return -1;
+    if (found) return a->sid_table.slot[j] - 1;
+    if (RESERVE(a->sids, a->nsids, a->capsids, 256) < 0) return -1;
+    a->sids[a->nsids] = *sid;
+    table_put(&a->sid_table, j, h, a->nsids);
+    return a->nsids++;
+}
 
 typedef struct {
     const Str *step;
@@ -841,12 +862,7 @@ static int64_t find_cell(Acc *a, int64_t group, int dim, const Str *value) {
     cell->group = (int)group;
     cell->dim = dim;
     cell->value = *value;
-    cell->sessions = PySet_New(NULL);
-    if (cell->sessions == NULL) return -1;
-    if (ivec_push(&a->groups[group].cells[dim], a->ncells) < 0) {
-        Py_CLEAR(cell->sessions);
-        return -1;
-    }
+    if (ivec_push(&a->groups[group].cells[dim], a->ncells) < 0) return -1;
     table_put(&a->cell_table, j, h, a->ncells);
     return a->ncells++;
 }
@@ -938,7 +954,7 @@ typedef struct {
     int64_t zero;
 } Params;
 
-/* 1: aggregated; 0: not taken (the caller decodes it); -1: a Python error. */
+/* 1: aggregated; 0: not taken (the caller decodes it); -1: out of memory. */
 static int take_event(Acc *a, const Params *P, const Event *ev, int64_t *max_ts,
                       int64_t *n_unmapped) {
     static const char UNKNOWN[] = "unknown";
@@ -984,15 +1000,10 @@ static int take_event(Acc *a, const Params *P, const Event *ev, int64_t *max_ts,
     }
     for (int d = 0; d < N_DIMS; d++) row[d] = &a->cells[idx[d]]; /* after every realloc */
     if (ev->sid_kind == J_STR && ev->sid.n > 0) {
-        PyObject *sid = PyUnicode_FromStringAndSize(ev->sid.p, ev->sid.n);
-        if (sid == NULL) return -1;
-        for (int d = 0; d < N_DIMS; d++) {
-            if (PySet_Add(row[d]->sessions, sid) < 0) {
-                Py_DECREF(sid);
-                return -1;
-            }
-        }
-        Py_DECREF(sid);
+        int64_t sid = find_sid(a, &ev->sid);
+        if (sid < 0) return -1;
+        for (int d = 0; d < N_DIMS; d++)
+            if (ivec_push(&row[d]->sessions, sid) < 0) return -1;
     }
     for (int m = 0; m < N_VITALS; m++) {
         if (!ev->vit_has[m]) continue;
@@ -1098,7 +1109,28 @@ static PyObject *sketch_of(IVec *v, int64_t zero) {
     return Py_BuildValue("(LN)", (long long)zeros, (PyObject *)bins);
 }
 
-static PyObject *cell_tuple(Acc *a, Cell *cell, int64_t zero) {
+/* The set of a cell's session ids; one str per distinct id of the scan (made on first use). */
+static PyObject *session_set(Acc *a, Cell *cell, PyObject **sid_objs) {
+    PyObject *set = PySet_New(NULL);
+    if (set == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < cell->sessions.n; i++) {
+        int64_t k = cell->sessions.v[i];
+        if (sid_objs[k] == NULL) {
+            sid_objs[k] = PyUnicode_FromStringAndSize(a->sids[k].p, a->sids[k].n);
+            if (sid_objs[k] == NULL) {
+                Py_DECREF(set);
+                return NULL;
+            }
+        }
+        if (PySet_Add(set, sid_objs[k]) < 0) {
+            Py_DECREF(set);
+            return NULL;
+        }
+    }
+    return set;
+}
+
+static PyObject *cell_tuple(Acc *a, Cell *cell, int64_t zero, PyObject **sid_objs) {
     Group *g = &a->groups[cell->group];
     PyObject *sketches = PyTuple_New(N_METRICS);
     if (sketches == NULL) return NULL;
@@ -1125,8 +1157,12 @@ static PyObject *cell_tuple(Acc *a, Cell *cell, int64_t zero) {
         }
         PyList_SET_ITEM(views, i, item);
     }
-    PyObject *sessions = cell->sessions;
-    cell->sessions = NULL; /* handed over */
+    PyObject *sessions = session_set(a, cell, sid_objs);
+    if (sessions == NULL) {
+        Py_DECREF(sketches);
+        Py_DECREF(views);
+        return NULL;
+    }
     return Py_BuildValue("(s#Lis#NNLLLN)", g->step.p, g->step.n, (long long)g->start, cell->dim,
                          cell->value.p, cell->value.n, sketches, views, (long long)cell->satisfied,
                          (long long)cell->tolerating, (long long)cell->frustrated, sessions);
@@ -1169,7 +1205,7 @@ static void acc_free(Acc *a) {
         for (int m = 0; m < N_METRICS; m++) free(cell->metric[m].v);
         free(cell->rate_order.v);
         free(cell->rate_views.v);
-        Py_XDECREF(cell->sessions);
+        free(cell->sessions.v);
     }
     for (Py_ssize_t i = 0; i < a->ngroups; i++) {
         for (int d = 0; d < N_DIMS; d++) free(a->groups[i].cells[d].v);
@@ -1184,6 +1220,9 @@ static void acc_free(Acc *a) {
     free(a->cell_table.slot);
     free(a->rates);
     free(a->late);
+    free(a->sids);
+    free(a->sid_table.hash);
+    free(a->sid_table.slot);
 }
 
 static int utf8_view(PyObject *text, Str *out) {
@@ -1228,61 +1267,88 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     P.zero = zero;
     Str level;
     if (utf8_view(journey, &P.journey) < 0 || utf8_view(journey_level, &level) < 0) return NULL;
-    P.nsteps = PyDict_Size(steps);
+    /* The scan runs without the GIL: it keeps its own references to what it reads (a copy of
+     * the step dict, holding its keys, and a tuple of the messages). */
+    PyObject *step_names = PyDict_Copy(steps);
+    if (step_names == NULL) return NULL;
+    PyObject *items = NULL, *taken = NULL, *result = NULL;
+    PyObject *cells = NULL, *deps = NULL, *late = NULL;
+    PyObject **sid_objs = NULL;
+    Str *msgs = NULL;
+    Event *ev = NULL;
+    Acc a;
+    memset(&a, 0, sizeof(a));
+    P.nsteps = PyDict_Size(step_names);
     P.steps = calloc((size_t)(P.nsteps ? P.nsteps : 1), sizeof(StepInfo));
-    if (P.steps == NULL) return PyErr_NoMemory();
+    if (P.steps == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     Py_ssize_t pos = 0, i = 0;
     PyObject *key, *value;
-    while (PyDict_Next(steps, &pos, &key, &value)) {
+    while (PyDict_Next(step_names, &pos, &key, &value)) {
         if (!PyUnicode_Check(key) || utf8_view(key, &P.steps[i].name) < 0) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "step ids must be str");
-            free(P.steps);
-            return NULL;
+            goto done;
         }
         P.steps[i].apdex_t = PyFloat_AsDouble(value);
-        if (P.steps[i].apdex_t == -1.0 && PyErr_Occurred()) {
-            free(P.steps);
-            return NULL;
-        }
+        if (P.steps[i].apdex_t == -1.0 && PyErr_Occurred()) goto done;
         P.steps[i].journey_level = P.steps[i].name.n == level.n &&
                                    memcmp(P.steps[i].name.p, level.p, (size_t)level.n) == 0;
         i++;
     }
 
-    Py_ssize_t n = PyList_GET_SIZE(values);
-    Acc a;
-    memset(&a, 0, sizeof(a));
-    PyObject *taken = PyBytes_FromStringAndSize(NULL, n);
-    Event *ev = malloc(sizeof(Event));
-    PyObject *result = NULL;
-    if (taken == NULL || ev == NULL) {
-        if (ev == NULL) PyErr_NoMemory();
+    items = PySequence_Tuple(values);
+    if (items == NULL) goto done;
+    Py_ssize_t n = PyTuple_GET_SIZE(items);
+    taken = PyBytes_FromStringAndSize(NULL, n);
+    msgs = malloc((size_t)(n ? n : 1) * sizeof(Str));
+    ev = malloc(sizeof(Event));
+    if (taken == NULL || msgs == NULL || ev == NULL) {
+        if (taken != NULL) PyErr_NoMemory();
         goto done;
     }
-    char *flags = PyBytes_AS_STRING(taken);
-    int64_t max_ts = -1, n_unmapped = 0;
     for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *item = PyList_GET_ITEM(values, k);
+        PyObject *item = PyTuple_GET_ITEM(items, k);
+        msgs[k].p = PyBytes_Check(item) ? PyBytes_AS_STRING(item) : NULL;
+        msgs[k].n = msgs[k].p != NULL ? PyBytes_GET_SIZE(item) : 0;
+    }
+    char *flags = PyBytes_AS_STRING(taken); /* ours alone until returned */
+    int64_t max_ts = -1, n_unmapped = 0;
+    int out_of_memory = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < n; k++) {
         flags[k] = 0;
-        if (!PyBytes_Check(item)) continue;
-        if (read_event(PyBytes_AS_STRING(item), PyBytes_GET_SIZE(item), ev) < 0) continue;
+        if (msgs[k].p == NULL || read_event(msgs[k].p, msgs[k].n, ev) < 0) continue;
         int r = take_event(&a, &P, ev, &max_ts, &n_unmapped);
-        if (r < 0) goto done;
+        if (r < 0) {
+            out_of_memory = 1;
+            break;
+        }
         flags[k] = (char)r;
     }
+    Py_END_ALLOW_THREADS
+    if (out_of_memory) {
+        PyErr_NoMemory();
+        goto done;
+    }
 
-    PyObject *cells = PyList_New(0);
-    PyObject *deps = PyList_New(0);
-    PyObject *late = PyDict_New();
-    if (cells == NULL || deps == NULL || late == NULL) goto out;
+    sid_objs = calloc((size_t)(a.nsids ? a.nsids : 1), sizeof(PyObject *));
+    cells = PyList_New(0);
+    deps = PyList_New(0);
+    late = PyDict_New();
+    if (sid_objs == NULL || cells == NULL || deps == NULL || late == NULL) {
+        if (sid_objs == NULL) PyErr_NoMemory();
+        goto done;
+    }
     for (Py_ssize_t g = 0; g < a.ngroups; g++) {
         for (int d = 0; d < N_DIMS; d++) {
             IVec *members = &a.groups[g].cells[d];
             for (Py_ssize_t m = 0; m < members->n; m++) {
-                PyObject *t = cell_tuple(&a, &a.cells[members->v[m]], zero);
+                PyObject *t = cell_tuple(&a, &a.cells[members->v[m]], zero, sid_objs);
                 if (t == NULL || PyList_Append(cells, t) < 0) {
                     Py_XDECREF(t);
-                    goto out;
+                    goto done;
                 }
                 Py_DECREF(t);
             }
@@ -1291,7 +1357,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             PyObject *t = deps_tuple(&a.groups[g], zero);
             if (t == NULL || PyList_Append(deps, t) < 0) {
                 Py_XDECREF(t);
-                goto out;
+                goto done;
             }
             Py_DECREF(t);
         }
@@ -1302,16 +1368,21 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         int failed = step == NULL || count == NULL || PyDict_SetItem(late, step, count) < 0;
         Py_XDECREF(step);
         Py_XDECREF(count);
-        if (failed) goto out;
+        if (failed) goto done;
     }
     result = Py_BuildValue("(OOOOLL)", taken, cells, deps, late, (long long)max_ts,
                            (long long)n_unmapped);
-out:
+done:
+    if (sid_objs != NULL)
+        for (Py_ssize_t k = 0; k < a.nsids; k++) Py_XDECREF(sid_objs[k]);
+    free(sid_objs);
     Py_XDECREF(cells);
     Py_XDECREF(deps);
     Py_XDECREF(late);
-done:
     Py_XDECREF(taken);
+    Py_XDECREF(items);
+    Py_DECREF(step_names);
+    free(msgs);
     free(ev);
     free(P.steps);
     acc_free(&a);

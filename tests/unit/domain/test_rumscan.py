@@ -5,6 +5,7 @@ the two results merged are `pre_aggregate_rum` of everything."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,17 @@ def test_contract_messages_are_all_taken_with_the_python_result(watermark: float
     assert combined == _python(values, watermark)
     if watermark is not None:
         assert combined["late"] > 0
+
+
+def test_scans_in_threads_agree_with_one_scan() -> None:
+    """The scan reads without the GIL: scans running at once in threads (the worker's batch
+    thread beside its event loop) give what one scan alone gives."""
+    values = [v for v in make_events(4000, 2, 2, 3) if b'"journey":"j1"' in v]
+    alone = _scan_then_python(values, "j1", None)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: _scan_then_python(values, "j1", None), range(8)))
+    assert all(result == alone for result in results)
+    assert alone[1] == [] and alone[0]["rows"]
 
 
 def _event(**fields: Any) -> dict[str, Any]:
