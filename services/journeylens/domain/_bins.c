@@ -295,6 +295,56 @@ static PyObject *bins_total(BinsObject *b, PyObject *Py_UNUSED(ignored)) {
     return PyLong_FromLongLong(total);
 }
 
+/* For each q, the bucket holding the value at rank q * (count - 1), as PyBins.buckets_at: the
+ * same float rank, compared with exact cumulative counts (below 2^53 a double holds them). */
+static PyObject *bins_buckets_at(BinsObject *b, PyObject *const *args, Py_ssize_t nargs) {
+    int64_t zero = 0;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "buckets_at(qs, zero=0)");
+        return NULL;
+    }
+    if (nargs == 2 && as_int64(args[1], "count", &zero) < 0) return NULL;
+    PyObject *qs = PySequence_Fast(args[0], "qs must be a sequence of floats");
+    if (qs == NULL) return NULL;
+    int64_t total = zero;
+    for (Py_ssize_t i = 0; i < b->n; i++) total += b->v[i].count;
+    Py_ssize_t nq = PySequence_Fast_GET_SIZE(qs);
+    PyObject *out = PyList_New(nq);
+    if (out == NULL) {
+        Py_DECREF(qs);
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < nq; k++) {
+        double q = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(qs, k));
+        if (q == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(out);
+            Py_DECREF(qs);
+            return NULL;
+        }
+        double rank = q * (double)(total - 1);
+        PyObject *item = NULL;
+        if (!((double)zero > rank)) {
+            int64_t cumulative = zero;
+            for (Py_ssize_t i = 0; i < b->n; i++) { /* the first bucket whose values pass it */
+                cumulative += b->v[i].count;
+                if ((double)cumulative > rank) {
+                    item = PyLong_FromLongLong(b->v[i].index);
+                    if (item == NULL) {
+                        Py_DECREF(out);
+                        Py_DECREF(qs);
+                        return NULL;
+                    }
+                    break;
+                }
+            }
+        }
+        if (item == NULL) item = Py_NewRef(Py_None);
+        PyList_SET_ITEM(out, k, item);
+    }
+    Py_DECREF(qs);
+    return out;
+}
+
 static PyObject *bins_get(BinsObject *b, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs < 1 || nargs > 2) {
         PyErr_SetString(PyExc_TypeError, "get(index, default=None)");
@@ -439,6 +489,9 @@ static PyMethodDef bins_methods[] = {
     {"sorted_lists", (PyCFunction)bins_sorted_lists, METH_NOARGS,
      "([index...], [count...]), by ascending index."},
     {"total", (PyCFunction)bins_total, METH_NOARGS, "The sum of the counts."},
+    {"buckets_at", (PyCFunction)(void (*)(void))bins_buckets_at, METH_FASTCALL,
+     "buckets_at(qs, zero=0): for each q, the index of the bucket holding the value at rank "
+     "q * (count - 1), ``zero`` values counted below every bucket; None for a zero value."},
     {"copy", (PyCFunction)bins_copy, METH_NOARGS, "A copy."},
     {"from_lists", (PyCFunction)bins_from_lists, METH_VARARGS | METH_CLASS,
      "from_lists(indexes, counts): the bins of two parallel lists (a later index replaces an "

@@ -46,6 +46,24 @@ class PyBins(dict[int, int]):
     def total(self) -> int:
         return sum(self.values())
 
+    def buckets_at(self, qs: Sequence[float], zero: int = 0) -> list[int | None]:
+        """For each q, the index of the bucket holding the value at rank ``q * (count - 1)``
+        (lower quantile), counting ``zero`` values below every bucket; None for a zero value."""
+        keys, counts = self.sorted_lists()
+        # values up to and including each bucket (the zero bucket first): exact ints
+        cumulative = list(accumulate(counts, initial=zero))
+        del cumulative[0]
+        total = cumulative[-1] if cumulative else zero
+        out: list[int | None] = []
+        for q in qs:
+            rank = q * (total - 1)
+            if zero > rank:
+                out.append(None)
+                continue
+            i = bisect_right(cumulative, rank)  # the first bucket whose values pass the rank
+            out.append(keys[i] if i < len(keys) else None)
+        return out
+
     def sorted_lists(self) -> tuple[list[int], list[int]]:
         keys = sorted(self)
         return keys, list(map(self.__getitem__, keys))
@@ -72,17 +90,24 @@ except ImportError:  # not built: no C compiler where it was installed
     Bins = PyBins  # type: ignore[assignment,misc]
 
 
+_MAPPINGS: dict[float, tuple[float, float]] = {}
+"""relative accuracy → (gamma, 1 / ln gamma)."""
+
+
 class QuantileSketch:
     """A DDSketch over non-negative values. Not thread-safe; cheap to create."""
 
     __slots__ = ("bins", "zero", "_inv_log_gamma", "_gamma", "relative_accuracy")
 
     def __init__(self, relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY) -> None:
-        if not 0 < relative_accuracy < 1:
-            raise ValueError("relative_accuracy must be in (0, 1)")
+        mapping = _MAPPINGS.get(relative_accuracy)
+        if mapping is None:  # made once per accuracy: a batch makes sketches by the thousand
+            if not 0 < relative_accuracy < 1:
+                raise ValueError("relative_accuracy must be in (0, 1)")
+            gamma = (1 + relative_accuracy) / (1 - relative_accuracy)
+            mapping = _MAPPINGS[relative_accuracy] = (gamma, 1.0 / math.log(gamma))
         self.relative_accuracy = relative_accuracy
-        self._gamma = (1 + relative_accuracy) / (1 - relative_accuracy)
-        self._inv_log_gamma = 1.0 / math.log(self._gamma)
+        self._gamma, self._inv_log_gamma = mapping
         self.bins: Bins = Bins()
         self.zero = 0
 
@@ -112,25 +137,13 @@ class QuantileSketch:
         return self.quantiles([q])[0]
 
     def quantiles(self, qs: Iterable[float]) -> list[float | None]:
-        """Several quantiles over one sort of the buckets, searched in C (the same values as
-        `quantile` one at a time)."""
+        """Several quantiles over one pass of the buckets (the same values as `quantile` one
+        at a time)."""
         wanted = list(qs)
         if not self.bins:
             return [None if not self.zero else 0.0 for _ in wanted]
-        keys, counts = self.bins.sorted_lists()
-        # values up to and including each bucket (the zero bucket first): exact ints
-        cumulative = list(accumulate(counts, initial=self.zero))
-        del cumulative[0]
-        total = cumulative[-1]
-        out: list[float | None] = []
-        for q in wanted:
-            rank = q * (total - 1)
-            if self.zero > rank:
-                out.append(0.0)
-                continue
-            i = bisect_right(cumulative, rank)  # the first bucket whose values pass the rank
-            out.append(self._value(keys[i]) if i < len(keys) else 0.0)
-        return out
+        value = self._value
+        return [0.0 if i is None else value(i) for i in self.bins.buckets_at(wanted, self.zero)]
 
     def _value(self, index: int) -> float:
         return 2.0 * self._gamma**index / (self._gamma + 1.0)

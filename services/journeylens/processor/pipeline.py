@@ -405,22 +405,24 @@ class ExperiencePipeline:
         row states and the records it took (kept raw); the others are decoded and checked as
         any record is and join ``items``. Replayed ones (offset not above ``mark``) are only
         decoded: kept raw again, not counted again."""
-        fresh: list[Record] = []
-        for record in raw:
-            if record.offset > mark:
-                fresh.append(record)
-            elif self._decode(record, out, journey) is not None:
-                out.replayed += 1
-        if not fresh:
-            return BatchStates(), []
+        if min(map(_OFFSET, raw)) > mark:
+            fresh = raw  # the usual case: nothing replayed
+        else:
+            fresh = []
+            for record in raw:
+                if record.offset > mark:
+                    fresh.append(record)
+                elif self._decode(record, out, journey) is not None:
+                    out.replayed += 1
+            if not fresh:
+                return BatchStates(), []
+        values = [record.value for record in fresh]
         scanned, rest = pre_aggregate_rum_raw(
-            [record.value for record in fresh],
-            journey,
-            self.view,
-            self.config.window_s,
-            watermark,
-            grace_s=self.config.grace_s,
+            values, journey, self.view, self.config.window_s, watermark, grace_s=self.config.grace_s
         )
+        if not rest:  # the usual case: the scan took every message
+            out.rum_messages.extend(values)
+            return scanned, fresh
         left = set(rest)
         taken: list[Record] = []
         for i, record in enumerate(fresh):

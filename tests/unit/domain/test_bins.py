@@ -25,6 +25,7 @@ from journeylens.domain.sketch import (
 )
 
 INDEXES = st.integers(-3000, 3000)
+QUANTILES = (0.0, 0.01, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 COUNTS = st.integers(0, 10**12)
 PAIRS = st.lists(st.tuples(INDEXES, COUNTS), max_size=40)
 OPERATIONS = st.lists(
@@ -66,6 +67,8 @@ def test_bins_follow_the_dict_they_replace(start: list[tuple[int, int]], ops: li
     assert list(compiled) == sorted(plain)  # ascending, always
     assert compiled.sorted_lists() == plain.sorted_lists()
     assert compiled.total() == plain.total()
+    for zero in (0, 3, compiled.total()):
+        assert compiled.buckets_at(QUANTILES, zero) == plain.buckets_at(QUANTILES, zero)
     assert len(compiled) == len(plain)
     assert compiled == Bins(plain)
     for index in {i for i, _ in start} | {-5000, 0, 5000}:
