@@ -241,6 +241,30 @@ def _fit(records: list[Record], n: int, budget: int, *, first: bool) -> tuple[in
     return used, taken
 
 
+def first_run_end(acked: list[int], index: set[int], committed: int | None) -> int | None:
+    """Take the first run of consecutive offsets out of ``acked`` (distinct offsets, sorted here)
+    and ``index``; return the offset after it, or None when a gap separates the acked offsets
+    from ``committed``. Faust's ``_new_offset`` for a partition without gaps, by bisection."""
+    if not acked:
+        return None
+    acked.sort()
+    first = acked[0]
+    if committed and first - committed > 1:
+        return None
+    # acked[i] - first - i never decreases (distinct ints, sorted): bisect for where it leaves 0
+    lo, hi = 0, len(acked)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if acked[mid] - first == mid:
+            lo = mid + 1
+        else:
+            hi = mid
+    last = acked[lo - 1]
+    del acked[:lo]
+    index.difference_update(range(first, last + 1))
+    return last + 1
+
+
 class BatchApp(faust.App):
     """A Faust app whose consumer hands fetched batches of some topics to a :class:`Handoff`."""
 
@@ -322,6 +346,15 @@ class BatchConsumer(AIOKafkaConsumer):
             self._n_acked += acked
             notify(self._waiting_for_ack)
         return acked
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's ``Consumer._new_offset`` (the offset to commit: past the first run of
+        consecutive acked offsets), without a Python step per offset when the partition has no
+        gaps: a worker acks 40,000 offsets a batch, and Faust's loop over them was a tenth of
+        its event loop's time."""
+        if self._gap[tp]:
+            return super()._new_offset(tp)
+        return first_run_end(self._acked[tp], self._acked_index[tp], self._committed_offset[tp])
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - needs Kafka
         handoff = cast(BatchApp, self.app).handoff()

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import weakref
 from typing import Any
 
 from faust.types import TP
+from faust.utils.functional import consecutive_numbers
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mode.utils.queues import FlowControlEvent
 
-from journeylens.processor.delivery import Fetched, Handoff
+from journeylens.processor.delivery import Fetched, Handoff, first_run_end
 from journeylens.processor.pipeline import Record
 
 
@@ -141,3 +145,34 @@ def test_clear_keeps_what_was_fetched_in_the_current_generation() -> None:
         assert _offsets(await handoff.take()) == [3, 4]
 
     asyncio.run(run())
+
+
+def _faust_new_offset(acked: list[int], index: set[int], committed: int | None) -> int | None:
+    """Faust's ``Consumer._new_offset`` for a partition without gaps, as it is written."""
+    if not acked:
+        return None
+    acked.sort()
+    if committed and min(acked) - committed > 1:
+        return None
+    batch = next(consecutive_numbers(acked))
+    acked[: len(batch)] = []
+    index.difference_update(batch)
+    return batch[-1] + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sets(st.integers(0, 400), max_size=120),
+    st.one_of(st.none(), st.integers(0, 300)),
+)
+def test_first_run_end_commits_what_faust_would(offsets: set[int], committed: int | None) -> None:
+    mine, theirs = list(offsets), list(offsets)
+    random.Random(len(offsets)).shuffle(mine)  # acked in any order
+    index_mine, index_theirs = set(offsets), set(offsets)
+    while True:
+        expected = _faust_new_offset(theirs, index_theirs, committed)
+        assert first_run_end(mine, index_mine, committed) == expected
+        assert mine == theirs and index_mine == index_theirs
+        if expected is None:
+            break
+        committed = expected  # as Faust records the commit it made
