@@ -27,6 +27,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from operator import attrgetter
 from typing import Any, cast
 
 import faust
@@ -265,6 +266,34 @@ def first_run_end(acked: list[int], index: set[int], committed: int | None) -> i
     return last + 1
 
 
+def interleave(runs: list[Fetched], max_events: int) -> list[Fetched]:
+    """The partitions' runs of one fetch cut in slices and taken in turn (as Faust's scheduler
+    takes their records), so that a batch holds records of every partition fetched: one
+    topic's backlog (RUM, say, up to the event that closes every window) must not be worked
+    through before the other's (the probe results of those windows, then late)."""
+    if len(runs) < 2:
+        return runs
+    size = max(1, max_events // (2 * len(runs)))
+    if all(len(run.records) <= size for run in runs):
+        return runs
+    out: list[Fetched] = []
+    begin = 0
+    while True:
+        taken = False
+        for run in runs:
+            part = run.records[begin : begin + size]
+            if part:
+                taken = True
+                nbytes = sum(map(len, map(_VALUE, part)))
+                out.append(Fetched(run.tp, run.generation_id, part, nbytes))
+        if not taken:
+            return out
+        begin += size
+
+
+_VALUE = attrgetter("value")
+
+
 class BatchApp(faust.App):
     """A Faust app whose consumer hands fetched batches of some topics to a :class:`Handoff`."""
 
@@ -384,7 +413,7 @@ class BatchConsumer(AIOKafkaConsumer):
                         log.warning("exception performing seek when flow not active %r", exc)
                     continue
                 generation_id = self.app.consumer_generation_id
-                batch: list[Fetched] = []
+                fetched: list[Fetched] = []
                 now = time.monotonic()
                 others: dict[TP, Any] = {}
                 for tp in records:
@@ -397,8 +426,8 @@ class BatchConsumer(AIOKafkaConsumer):
                     if tp.topic not in batch_topics:
                         others[tp] = tp_records
                         continue
-                    # a partition's records in order, as one run (no round-robin over
-                    # partitions: the pipeline groups them by journey, one partition each)
+                    # a partition's records in order, not record by record in Faust's
+                    # round-robin over topics and partitions (interleaved below, by slices)
                     stream, partition = streams[tp.topic], tp.partition
                     gaps = acks_enabled_for(tp.topic)
                     r_offset = read_offset[tp]
@@ -416,8 +445,9 @@ class BatchConsumer(AIOKafkaConsumer):
                         r_offset = offset
                     read_offset[tp] = r_offset
                     if run:
-                        batch.append(Fetched(tp, generation_id, run, nbytes))
+                        fetched.append(Fetched(tp, generation_id, run, nbytes))
                         monitor.stream_inbound_time[tp] = now
+                batch = interleave(fetched, handoff.max_events)
                 for tp, record in self.scheduler.iterate(others) if others else ():
                     # other topics (the tables' changelogs): Faust's per-message path
                     if not self.flow_active or self.app.consumer_generation_id != generation_id:

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mode.utils.queues import FlowControlEvent
 
-from journeylens.processor.delivery import Fetched, Handoff, first_run_end
+from journeylens.processor.delivery import Fetched, Handoff, first_run_end, interleave
 from journeylens.processor.pipeline import Record
 
 
@@ -176,3 +176,22 @@ def test_first_run_end_commits_what_faust_would(offsets: set[int], committed: in
         if expected is None:
             break
         committed = expected  # as Faust records the commit it made
+
+
+def test_a_fetch_is_interleaved_by_partition_slices() -> None:
+    """A backlog of one topic must not fill every batch before the other topic's records (the
+    probe results of windows that backlog's last event closes would be late)."""
+    rum = Fetched(TP("rum", 0), 1, [Record("rum", 0, i, b"xy") for i in range(25)], 50)
+    probes = Fetched(TP("syn", 0), 1, [Record("synthetic", 0, i, b"z") for i in range(3)], 3)
+    runs = interleave([rum, probes], max_events=40)  # slices of 40 // (2 * 2) = 10
+    assert [(r.tp.topic, len(r.records)) for r in runs] == [
+        ("rum", 10),
+        ("syn", 3),
+        ("rum", 10),
+        ("rum", 5),
+    ]
+    assert [r.nbytes for r in runs] == [20, 3, 20, 10]
+    assert _offsets([r for r in runs if r.tp.topic == "rum"]) == list(range(25))
+    assert interleave([rum], max_events=4) == [rum]  # one partition: nothing to interleave
+    small = interleave([rum, probes], max_events=1000)  # each fits a slice: kept whole
+    assert small == [rum, probes]
