@@ -3,8 +3,10 @@
 One `BrowserSession` (a headless Chromium) serves every run of a probe process; each run gets
 a fresh browser context (`JourneyBrowser`) whose cookies last for the run's steps. An init
 script observes the page with PerformanceObserver (LCP, CLS, FCP, event timing for INP) so each
-step reports the Core Web Vitals and the navigation timing of the page it ends on. A failed step
-leaves a screenshot under ``ProbeSettings.screenshot_dir``.
+step reports the Core Web Vitals and the navigation timing of the page it ends on. An input the
+page navigated away from before the browser reported its event timing entry (which comes after
+the next paint: a busy machine delays it) counts until the first frame after it, or until the
+page went. A failed step leaves a screenshot under ``ProbeSettings.screenshot_dir``.
 """
 
 from __future__ import annotations
@@ -77,12 +79,34 @@ VITALS_SCRIPT = """
     }
     state.cls = Math.max(state.cls, state.session);
   });
-  const interaction = (e) => { state.inp = Math.max(state.inp || 0, e.duration); };
+  // Inputs the browser has not reported an event timing entry for yet: time stamp -> time to
+  // the first frame after the input (null until that frame).
+  const pending = new Map();
+  const interaction = (e) => {
+    state.inp = Math.max(state.inp || 0, e.duration);
+    pending.forEach((_, at) => { if (at <= e.startTime + 1) { pending.delete(at); } });
+  };
   observe("event", (e) => { if (e.interactionId) { interaction(e); } }, { durationThreshold: 16 });
   observe("first-input", interaction);
+  const input = (e) => {
+    const at = e.timeStamp;
+    pending.set(at, null);
+    requestAnimationFrame(() => setTimeout(() => {
+      if (pending.has(at)) { pending.set(at, performance.now() - at); }
+    }, 0));
+  };
+  addEventListener("pointerdown", input, true);
+  addEventListener("keydown", input, true);
+  state.pending = pending;
+  state.flush = () => observers.forEach(([o, onEntry]) => o.takeRecords().forEach(onEntry));
   // An interaction that navigates away (a submit, a link) belongs to the step: carry it over.
   addEventListener("pagehide", () => {
     observers.forEach(([observer, onEntry]) => observer.takeRecords().forEach(onEntry));
+    // The page went before the browser reported an input (its entry comes after the next
+    // paint): it kept the user waiting until the first frame after it, or until now.
+    pending.forEach((frame, at) => {
+      state.inp = Math.max(state.inp || 0, frame === null ? performance.now() - at : frame);
+    });
     try {
       if (state.inp !== null) {
         const carried = Number(sessionStorage.getItem("__journeylensInp") || 0);
@@ -98,6 +122,22 @@ async () => {
   const state = window.__journeylensProbe || {};
   for (let waited = 0; state.fcp === null && waited < 1000; waited += 50) {
     await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  if (state.flush) {
+    // Inputs of this page not reported yet (an entry comes after the next paint): wait for
+    // their entries a little, then count an input without one until the frame after it.
+    for (let waited = 0; state.pending.size && waited < 1000; waited += 25) {
+      state.flush();
+      let framed = true;
+      state.pending.forEach((frame) => { framed = framed && frame !== null; });
+      if (framed && waited >= 200) { break; }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    state.flush();
+    state.pending.forEach((frame) => {
+      if (frame !== null) { state.inp = Math.max(state.inp || 0, frame); }
+    });
+    state.pending.clear();
   }
   let inp = state.inp === undefined ? null : state.inp;
   try {
