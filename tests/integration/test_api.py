@@ -173,6 +173,17 @@ def test_rollups_give_the_hourly_numbers_of_the_raw_windows(
     assert body["source"] == "rum_vitals_hourly"
     [point] = body["points"]
     assert point["value"] == pytest.approx(raw, rel=1e-9)
+    # by the day, from the daily t-digests (merged from the hourly ones: all in one hour here)
+    body = get(
+        api,
+        "/api/v1/journeys/checkout/timeseries",
+        metric="rum.lcp_ms.p75",
+        resolution="1d",
+        **window,
+    )
+    assert body["source"] == "rum_vitals_daily"
+    values = [p["value"] for p in body["points"] if p["value"] is not None]
+    assert values == [pytest.approx(raw, rel=1e-9)]
     daily = get(
         api,
         "/api/v1/journeys/checkout/timeseries",

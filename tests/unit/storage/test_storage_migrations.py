@@ -26,7 +26,7 @@ ROLLUPS = {
     "rum_vitals_hourly",
     "rum_vitals_daily",
     "rum_vitals_hourly_mv",
-    "rum_vitals_daily_mv",
+    "rum_vitals_daily_from_hourly_mv",
     "journey_window_counters",
     "journey_window_counters_mv",
     "rum_events_landing",
