@@ -552,6 +552,8 @@ def _dependency_json(host: str, dep: DependencyState) -> dict[str, Any]:
 
 def quantiles_json(sketch: QuantileSketch, digits: int = 3) -> dict[str, Any]:
     """The ``Quantiles`` JSON (count, p50, p75, p95) of a sketch."""
+    if not sketch.zero and not sketch.bins:  # most rows' probe sketches, many segments' INP
+        return {"count": 0, "p50": None, "p75": None, "p95": None}
     p50, p75, p95 = sketch.quantiles(QUANTILES)
     return {
         "count": sketch.count,
@@ -715,8 +717,8 @@ class SyntheticAggregator:
 
     def result(self, state: SyntheticState | None) -> dict[str, Any]:
         """The ``SyntheticStats`` JSON of a row."""
-        if state is None:
-            state = self.initialize()
+        if state is None:  # a row without probe runs (most rows): read, never changed
+            state = _NO_RUNS
         out: dict[str, Any] = {
             "runs": state.runs,
             "failures": state.failures,
@@ -736,6 +738,9 @@ class SyntheticAggregator:
         ]
         out["failed_assertions"] = dict(sorted(state.reasons.items()))
         return out
+
+
+_NO_RUNS: Final = SyntheticState()
 
 
 def _run_failure_reason(result: Mapping[str, Any]) -> str:
