@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from journeylens.contracts.catalog import Journey, Thresholds
 from journeylens.contracts.common import JOURNEY_LEVEL
@@ -156,22 +156,29 @@ def _p(q: Quantiles, which: str, min_samples: int) -> float | None:
     return value
 
 
+_RUM_P75: Final = {
+    "rum.lcp_ms.p75": "lcp_ms",
+    "rum.inp_ms.p75": "inp_ms",
+    "rum.cls.p75": "cls",
+    "rum.ttfb_ms.p75": "ttfb_ms",
+}
+"""RUM metric → the ``RumStats`` quantiles whose p75 it is."""
+
+
 def metric_value(row: JourneyAggregate, spec: MetricSpec, params: AnomalyParams) -> float | None:
     """The metric of one row, or None when the window has too little volume to judge."""
     rum, syn = row.rum, row.synthetic
     if spec.side == "rum":
         if rum.sampled_views < params.min_sampled_views:
             return None
-        n = params.min_metric_samples
-        values: dict[str, float | None] = {
-            "rum.lcp_ms.p75": _p(rum.lcp_ms, "p75", n),
-            "rum.inp_ms.p75": _p(rum.inp_ms, "p75", n),
-            "rum.cls.p75": _p(rum.cls, "p75", n),
-            "rum.ttfb_ms.p75": _p(rum.ttfb_ms, "p75", n),
-            "rum.error_rate": rum.error_rate,
-            "rum.apdex": rum.apdex,
-        }
-        return values[spec.name]
+        quantiles = _RUM_P75.get(spec.name)
+        if quantiles is not None:
+            return _p(getattr(rum, quantiles), "p75", params.min_metric_samples)
+        if spec.name == "rum.error_rate":
+            return rum.error_rate
+        if spec.name == "rum.apdex":
+            return rum.apdex
+        raise KeyError(spec.name)
     if syn.runs < params.min_runs:
         return None
     if spec.name == "synthetic.availability":
