@@ -30,8 +30,11 @@ from collections.abc import Callable, Iterable, Mapping
 from operator import attrgetter
 from typing import Any, cast
 
+import aiokafka
 import faust
+from aiokafka.consumer import fetcher as aiokafka_fetcher
 from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP
 from faust.types.tuples import ack_lock
@@ -294,6 +297,71 @@ def interleave(runs: list[Fetched], max_events: int) -> list[Fetched]:
 _VALUE = attrgetter("value")
 
 
+class HandoffStreams(dict[str, str]):
+    """Topic → stream name of a worker's handoff topics, set as its aiokafka consumer's value
+    deserializer: it marks that consumer's fetched records of those topics to be made pipeline
+    `Record`s by `HandoffRecords`. It never deserializes anything (the values stay bytes)."""
+
+
+class HandoffRecords(aiokafka_fetcher.PartitionRecords):  # type: ignore[misc]
+    """aiokafka's iterator over the records of one fetched partition, which yields a pipeline
+    `Record` for each record of a handoff topic fetched by a worker's consumer (one marked by
+    `HandoffStreams`), instead of a ``ConsumerRecord`` the fetch loop then copied into a
+    `Record`: 2.3 → 1.5 µs a record in this iteration (20,000 bench messages, interleaved). Any
+    other record, or any consumer not so marked, gets aiokafka's own ``ConsumerRecord``.
+
+    Installed as ``aiokafka.consumer.fetcher.PartitionRecords`` (the name aiokafka's fetcher
+    builds them by) when this module is imported; position bookkeeping, CRC checks and
+    transaction markers stay aiokafka's (``_unpack_records``), only the record object differs.
+    """
+
+    def __init__(
+        self,
+        tp: Any,
+        records: Any,
+        aborted_transactions: Any,
+        fetch_offset: int,
+        key_deserializer: Any,
+        value_deserializer: Any,
+        check_crcs: bool,
+        isolation_level: Any,
+    ) -> None:
+        streams = value_deserializer if isinstance(value_deserializer, HandoffStreams) else None
+        super().__init__(
+            tp,
+            records,
+            aborted_transactions,
+            fetch_offset,
+            key_deserializer,
+            None if streams is not None else value_deserializer,
+            check_crcs,
+            isolation_level,
+        )
+        self.stream = streams.get(tp.topic) if streams is not None else None
+        """The stream name its records carry, or None: aiokafka's ``ConsumerRecord``s."""
+
+    def _consumer_record(self, tp: Any, record: Any) -> Any:
+        stream = self.stream
+        if stream is None:
+            return super()._consumer_record(tp, record)
+        return Record(stream, tp.partition, record.offset, record.value or b"", record.key)
+
+
+aiokafka_fetcher.PartitionRecords = HandoffRecords
+
+
+class _HandoffConsumerThread(AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread, whose worker consumer marks the handoff's topics."""
+
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        streams = cast(BatchApp, self.app).handoff_streams()
+        if streams:
+            # read by the fetcher it creates on start (aiokafka.consumer.consumer, start())
+            consumer._value_deserializer = HandoffStreams(streams)
+        return consumer
+
+
 class BatchApp(faust.App):
     """A Faust app whose consumer hands fetched batches of some topics to a :class:`Handoff`."""
 
@@ -310,6 +378,10 @@ class BatchApp(faust.App):
         """Route these topics (topic → the stream name its records carry) through
         :meth:`handoff` (call before the worker starts)."""
         self._batch_spec = (dict(topics), max_events, within_s, max_bytes)
+
+    def handoff_streams(self) -> dict[str, str]:
+        """Topic → stream name of the topics delivered in batches (empty when none are)."""
+        return dict(self._batch_spec[0]) if self._batch_spec is not None else {}
 
     def handoff(self) -> Handoff | None:
         """The handoff (created on first use, inside the running loop)."""
@@ -339,6 +411,9 @@ class BatchApp(faust.App):
 
 class BatchConsumer(AIOKafkaConsumer):
     """Faust's aiokafka consumer, with a fetch loop that delivers the handoff's topics in bulk."""
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _HandoffConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def ack_many(self, runs: Iterable[Fetched]) -> int:
         """`Consumer.ack` of every record of these runs, under one lock and with one wake-up.
@@ -439,9 +514,12 @@ class BatchConsumer(AIOKafkaConsumer):
                             continue  # read already (Faust logs it as DROPPED MESSAGE)
                         if r_offset and offset - r_offset > 1 and gaps:
                             await self._add_gap(tp, r_offset + 1, offset)
-                        value = record.value or b""
-                        nbytes += len(value)
-                        run.append(Record(stream, partition, offset, value, record.key))
+                        if type(record) is not Record:  # fetched as aiokafka's ConsumerRecord
+                            record = Record(
+                                stream, partition, offset, record.value or b"", record.key
+                            )
+                        nbytes += len(record.value)
+                        run.append(record)
                         r_offset = offset
                     read_offset[tp] = r_offset
                     if run:

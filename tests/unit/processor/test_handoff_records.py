@@ -1,0 +1,120 @@
+"""Fetched records of a worker's handoff topics come out of aiokafka as pipeline Records."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka.consumer import fetcher as aiokafka_fetcher
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+from journeylens.processor.delivery import BatchApp, HandoffRecords, HandoffStreams
+from journeylens.processor.pipeline import Record
+
+RUM = "rum.beacons.v1"
+READ_UNCOMMITTED = 0
+
+
+def _batch(base_offset: int, messages: list[tuple[bytes | None, bytes | None]]) -> bytes:
+    """One record batch as the broker stores it: (key, value) pairs from ``base_offset``."""
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=0,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 20,
+    )
+    for delta, (key, value) in enumerate(messages):
+        assert builder.append(delta, timestamp=1_700_000_000_000, key=key, value=value, headers=[])
+    data = bytearray(builder.build())
+    data[0:8] = base_offset.to_bytes(8, "big")  # the broker sets it on append
+    return bytes(data)
+
+
+MESSAGES: list[tuple[bytes | None, bytes | None]] = [
+    (b"checkout", b'{"journey":"checkout"}'),
+    (None, b'{"journey":"login"}'),
+    (b"checkout", None),
+    (b"search", b'{"journey":"search","n":3}'),
+]
+
+
+def _records(
+    topic: str, fetch_offset: int, value_deserializer: Any = None, cls: Any = HandoffRecords
+) -> tuple[list[Any], Any]:
+    records = cls(
+        TopicPartition(topic, 3),
+        MemoryRecords(_batch(100, MESSAGES)),
+        [],
+        fetch_offset,
+        None,
+        value_deserializer,
+        True,
+        READ_UNCOMMITTED,
+    )
+    return list(records), records
+
+
+def test_aiokafka_builds_partition_records_with_the_handoff_class() -> None:
+    assert aiokafka_fetcher.PartitionRecords is HandoffRecords
+
+
+def test_a_handoff_topic_yields_pipeline_records_from_the_fetch_offset() -> None:
+    got, records = _records(RUM, 101, HandoffStreams({RUM: "rum"}))
+    assert got == [
+        Record("rum", 3, 101, b'{"journey":"login"}', None),
+        Record("rum", 3, 102, b"", b"checkout"),  # no value: empty bytes, as the loop read it
+        Record("rum", 3, 103, b'{"journey":"search","n":3}', b"search"),
+    ]
+    assert all(type(record) is Record for record in got)
+    assert records.next_fetch_offset == 104  # aiokafka's position bookkeeping is unchanged
+
+
+def test_other_topics_of_a_marked_consumer_get_aiokafkas_records_with_raw_values() -> None:
+    got, _ = _records("worker-journey-state-changelog", 100, HandoffStreams({RUM: "rum"}))
+    plain, _ = _records("worker-journey-state-changelog", 100, cls=HandoffRecords.__bases__[0])
+    assert all(type(record) is ConsumerRecord for record in got)
+    assert got == plain
+    assert [r.value for r in got] == [m[1] for m in MESSAGES]
+
+
+def test_an_unmarked_consumer_keeps_its_deserializer_and_consumer_records() -> None:
+    got, _ = _records(RUM, 100, lambda value: None if value is None else value.upper())
+    assert all(type(record) is ConsumerRecord for record in got)
+    assert got[0].value == b'{"JOURNEY":"CHECKOUT"}'
+    assert got[2].value is None
+    assert [(r.topic, r.partition, r.offset) for r in got] == [(RUM, 3, 100 + i) for i in range(4)]
+
+
+def _worker_consumer(app: BatchApp) -> Any:
+    """The aiokafka consumer the app's consumer thread would start (not connected)."""
+
+    async def create() -> Any:
+        return app.consumer._thread._create_worker_consumer(app.transport)
+
+    return asyncio.run(create())
+
+
+def test_the_worker_consumer_is_marked_with_the_handoff_streams() -> None:
+    app = BatchApp("handoff-records-test", broker="kafka://127.0.0.1:1", web_enabled=False)
+    app.deliver_in_batches({RUM: "rum", "synthetic.results.v1": "synthetic"}, 10, 1.0)
+    consumer = _worker_consumer(app)
+    assert type(consumer._value_deserializer) is HandoffStreams
+    assert consumer._value_deserializer == {RUM: "rum", "synthetic.results.v1": "synthetic"}
+
+
+def test_without_handoff_topics_the_worker_consumer_is_unmarked() -> None:
+    app = BatchApp("handoff-records-plain", broker="kafka://127.0.0.1:1", web_enabled=False)
+    assert _worker_consumer(app)._value_deserializer is None
+
+
+@pytest.mark.parametrize("fetch_offset", [100, 102, 104])
+def test_records_before_the_fetch_offset_are_skipped_as_aiokafka_does(fetch_offset: int) -> None:
+    got, records = _records(RUM, fetch_offset, HandoffStreams({RUM: "rum"}))
+    assert [r.offset for r in got] == list(range(fetch_offset, 104))
+    assert records.next_fetch_offset == 104
