@@ -44,24 +44,42 @@ class TableShape:
         return cls(nested=nested, maps=frozenset(maps), columns=frozenset(names))
 
 
+_SCALARS: frozenset[type] = frozenset({str, int, float, bool, type(None), list})
+"""Types that are never a Mapping: no ABC ``isinstance`` check (slow) for them."""
+_NAME_CACHE_MAX = 4096
+
+
 class RowFlattener:
     """Flattens messages of one table; cheap to call per message."""
 
     def __init__(self, shape: TableShape) -> None:
         self.shape = shape
+        self._names: dict[tuple[str, str], str] = {}
+        """(prefix, key) → column name: a window's ~1,000 aggregate rows share their names."""
 
     def flatten(self, message: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         row: dict[str, Any] = {}
+        self._flatten_into(row, message, prefix)
+        return row
+
+    def _flatten_into(self, row: dict[str, Any], message: Mapping[str, Any], prefix: str) -> None:
+        names = self._names
+        maps, nested = self.shape.maps, self.shape.nested
         for key, value in message.items():
-            name = f"{prefix}{key}"
-            if isinstance(value, Mapping) and name not in self.shape.maps:
-                row.update(self.flatten(value, f"{name}_"))
-            elif name in self.shape.nested:
+            name = names.get((prefix, key))
+            if name is None:
+                name = f"{prefix}{key}"
+                if len(names) < _NAME_CACHE_MAX:
+                    names[(prefix, key)] = name
+            kind = type(value)
+            mapping = kind is dict or (kind not in _SCALARS and isinstance(value, Mapping))
+            if mapping and name not in maps:
+                self._flatten_into(row, value, f"{name}_")
+            elif name in nested:
                 if value:
                     row.update(self._nested(name, value))
             else:
                 row[name] = value
-        return row
 
     def _nested(self, name: str, items: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
         return {
