@@ -16,9 +16,9 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 import cramjam
+import lz4.frame
 import orjson
 
-from journeylens.compression import lz4_frame
 from journeylens.contracts.catalog import Catalog
 from journeylens.contracts.common import UNMAPPED
 from journeylens.domain.aggregation import (
@@ -54,6 +54,18 @@ STATE_LZ4_LEVEL = 1
 """The changelogged state is an LZ4 frame at level 1: ~3.5x faster than zlib level 1 for a
 similar size (a journey state is mostly sketch buckets and session ids). Blobs written
 before, zlib streams, still decode."""
+
+
+def _compress_state(raw: bytes) -> bytes:
+    """An LZ4 frame (independent blocks, no checksum) by python-lz4, which releases the GIL
+    while it compresses, so the event loop and the fetch go on meanwhile (cramjam's holds it:
+    ~4 % of a worker's CPU per event, all under the GIL), and is ~20 % faster on states."""
+    blob: bytes = lz4.frame.compress(
+        raw, compression_level=STATE_LZ4_LEVEL, content_checksum=False, block_linked=False
+    )
+    return blob
+
+
 _LZ4_FRAME_MAGIC = b"\x04\x22\x4d\x18"
 
 
@@ -102,7 +114,7 @@ class JourneyState:
             "partition": self.partition,
             "stream_marks": self.stream_marks,
         }
-        return lz4_frame(orjson.dumps(doc), STATE_LZ4_LEVEL)
+        return _compress_state(orjson.dumps(doc))
 
     @classmethod
     def decode(cls, blob: bytes, clock: Clock, idle_timeout_s: float) -> JourneyState:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import cramjam
+import lz4.frame
 import orjson
 
+from journeylens.compression import lz4_frame
 from journeylens.contracts.catalog import Catalog
 from journeylens.processor.agents.experience import _StateCache, _TableStates
 from journeylens.processor.bench import bench_catalog, make_events
@@ -185,6 +188,11 @@ def test_changelogged_state_decodes_to_the_same_state_and_old_zlib_blobs_still_d
         assert blob[:4] == b"\x04\x22\x4d\x18"  # an LZ4 frame
         again = pipeline.decode_state(blob)
         assert _aggregates({"j": again}) == _aggregates({"j": state})
+        # written by python-lz4, read by cramjam too; frames written by cramjam still decode
+        raw = lz4.frame.decompress(blob)
+        assert bytes(cramjam.lz4.decompress(blob)) == raw
+        by_cramjam = pipeline.decode_state(lz4_frame(raw))
+        assert _aggregates({"j": by_cramjam}) == _aggregates({"j": state})
         assert (again.offsets, again.partition, again.stream_marks) == (
             state.offsets, state.partition, state.stream_marks,
         )  # fmt: skip
