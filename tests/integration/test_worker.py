@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from journeylens.settings import KafkaSettings, Topic
 from journeylens.stack.topics import ensure_topics, load_topic_specs
@@ -171,6 +171,33 @@ def uninterrupted(
     yield target
 
 
+def _published_aggregates(kafka: KafkaSettings) -> list[dict[str, Any]]:
+    """Every message on the aggregates topic, read up to its end offsets."""
+
+    async def read() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(
+            kafka.physical(Topic.AGGREGATES),
+            bootstrap_servers=kafka.bootstrap_servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            while not consumer.assignment():
+                await asyncio.sleep(0.1)
+            ends = await consumer.end_offsets(list(consumer.assignment()))
+            out: list[dict[str, Any]] = []
+            async with asyncio.timeout(30):
+                while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+                    for records in (await consumer.getmany(timeout_ms=500)).values():
+                        out.extend(orjson.loads(r.value) for r in records)
+            return out
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
 def test_known_input_gives_exact_aggregates(uninterrupted: ClickHouseTarget, produced: int) -> None:
     rows = {row[0]: row for row in _aggregates(uninterrupted)}
     for minute in range(MINUTES):
@@ -189,6 +216,27 @@ def test_known_input_gives_exact_aggregates(uninterrupted: ClickHouseTarget, pro
         _count(uninterrupted, "SELECT count() FROM synthetic_results FINAL WHERE step = '_journey'")
         == MINUTES
     )
+
+
+def test_aggregates_are_published_once_each_as_stored(
+    uninterrupted: ClickHouseTarget, worker_kafka: KafkaSettings
+) -> None:
+    """The uninterrupted worker put every aggregate row on Kafka once (none lost, none twice),
+    keyed by journey, the same window as in ClickHouse."""
+    published = _published_aggregates(worker_kafka)
+    stored = {row[0]: row for row in _aggregates(uninterrupted)}
+    ids = [a["aggregate_id"] for a in published]
+    assert len(ids) == len(set(ids)) == len(stored) > MINUTES
+    assert set(ids) == set(stored)
+    for aggregate in published:
+        _, views, sessions, _, runs, failures, _, status, scope = stored[aggregate["aggregate_id"]]
+        assert aggregate["rum"]["page_views"] == views
+        assert aggregate["rum"]["sessions"] == sessions
+        assert (aggregate["synthetic"]["runs"], aggregate["synthetic"]["failures"]) == (
+            runs,
+            failures,
+        )
+        assert (aggregate["status"], aggregate["scope"]) == (status, scope)
 
 
 def test_kill_9_mid_stream_loses_and_duplicates_nothing(

@@ -27,7 +27,12 @@ import httpx
 
 from journeylens.processor.app import WorkerApp
 from journeylens.processor.delivery import BatchConsumer, Fetched, Handoff
-from journeylens.processor.outputs import ClickHouseOutputs, post_webhooks, publish
+from journeylens.processor.outputs import (
+    ClickHouseOutputs,
+    post_webhooks,
+    produce_batched,
+    publish,
+)
 from journeylens.processor.pipeline import BatchOutput, ExperiencePipeline, JourneyState, Record
 
 log = logging.getLogger(__name__)
@@ -167,7 +172,7 @@ class ExperienceAgent:
         """Side effects in the order that keeps replays exact: storage, topics, then state."""
         await asyncio.to_thread(self.clickhouse.write_raw, out)
         await asyncio.to_thread(self.clickhouse.write_results, out)
-        await publish(out, self._send)
+        await publish(out, self._send_many)
         if out.alerts and self.webhook_urls:
             if self._http is None:
                 self._http = httpx.AsyncClient(timeout=5.0)
@@ -180,8 +185,10 @@ class ExperienceAgent:
             table.send_changelog(partition, key, blob)
             self._states.written(key, blob)
 
-    async def _send(self, name: str, key: bytes, value: bytes) -> None:
-        await self.worker.outputs[name].send(key=key, value=value)
+    async def _send_many(self, name: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        topic = self.worker.outputs[name].get_topic_name()
+        producer = cast(Any, self.worker.app.producer)._ensure_producer()  # aiokafka's
+        await produce_batched(producer, topic, messages)
 
     async def close_idle_windows(self) -> None:
         """Close windows of journeys without traffic, once their idle timeout has passed."""
