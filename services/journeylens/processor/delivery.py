@@ -312,8 +312,10 @@ class HandoffRecords(aiokafka_fetcher.PartitionRecords):  # type: ignore[misc]
     gets aiokafka's own ``ConsumerRecord``.
 
     Installed as ``aiokafka.consumer.fetcher.PartitionRecords`` (the name aiokafka's fetcher
-    builds them by) when this module is imported; position bookkeeping, CRC checks and
-    transaction markers stay aiokafka's (``_unpack_records``), only the record object differs.
+    builds them by) once a worker's consumer is created, not on import: a process without a
+    worker (the bench's plain consumer, say) keeps aiokafka's class. Position bookkeeping, CRC
+    checks and transaction markers stay aiokafka's (``_unpack_records``); only the record
+    object differs.
     """
 
     def __init__(
@@ -348,9 +350,6 @@ class HandoffRecords(aiokafka_fetcher.PartitionRecords):  # type: ignore[misc]
         return Record(stream, tp.partition, record.offset, record.value or b"", record.key)
 
 
-aiokafka_fetcher.PartitionRecords = HandoffRecords
-
-
 class _HandoffConsumerThread(AIOKafkaConsumerThread):
     """Faust's aiokafka consumer thread, whose worker consumer marks the handoff's topics."""
 
@@ -358,6 +357,7 @@ class _HandoffConsumerThread(AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         streams = cast(BatchApp, self.app).handoff_streams()
         if streams:
+            aiokafka_fetcher.PartitionRecords = HandoffRecords
             # read by the fetcher it creates on start (aiokafka.consumer.consumer, start())
             consumer._value_deserializer = HandoffStreams(streams)
         return consumer

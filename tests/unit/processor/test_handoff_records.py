@@ -60,10 +60,6 @@ def _records(
     return list(records), records
 
 
-def test_aiokafka_builds_partition_records_with_the_handoff_class() -> None:
-    assert aiokafka_fetcher.PartitionRecords is HandoffRecords
-
-
 def test_a_handoff_topic_yields_pipeline_records_from_the_fetch_offset() -> None:
     got, records = _records(RUM, 101, HandoffStreams({RUM: "rum"}))
     assert got == [
@@ -106,6 +102,8 @@ def test_the_worker_consumer_is_marked_with_the_handoff_streams() -> None:
     consumer = _worker_consumer(app)
     assert type(consumer._value_deserializer) is HandoffStreams
     assert consumer._value_deserializer == {RUM: "rum", "synthetic.results.v1": "synthetic"}
+    # from now on aiokafka's fetcher builds its partition records with the handoff class
+    assert aiokafka_fetcher.PartitionRecords is HandoffRecords
 
 
 def test_without_handoff_topics_the_worker_consumer_is_unmarked() -> None:
