@@ -195,12 +195,17 @@ def _event(
     }  # fmt: skip
 
 
+PRODUCE_CHUNK = 50_000
+"""Events the bench produces per `produce_batched` call (a progress line after each)."""
+
+
 async def produce(kafka: KafkaSettings, values: list[bytes], progress: Any) -> None:
-    """Produce ``values`` keyed by journey, as whole record batches (one ``send_batch`` per
-    512 kB per partition, partitioned like ``send`` would): the producer's own CPU is not what
-    is measured, and a per-message ``send`` costs as much CPU as the broker."""
+    """Produce ``values`` keyed by journey, as whole record batches (`produce_batched`, as the
+    worker's outputs go: partitioned like ``send`` would), 50,000 at a time: the producer's own
+    CPU is not what is measured, and a per-message ``send`` costs as much CPU as the broker."""
     from aiokafka import AIOKafkaProducer
-    from aiokafka.partitioner import DefaultPartitioner
+
+    from journeylens.processor.outputs import produce_batched
 
     topic = kafka.physical(Topic.RUM_BEACONS)
     producer = AIOKafkaProducer(
@@ -208,28 +213,12 @@ async def produce(kafka: KafkaSettings, values: list[bytes], progress: Any) -> N
     )
     await producer.start()
     try:
-        partitions = sorted(await producer.partitions_for(topic))
-        partition_of: dict[bytes, int] = {}
-        partitioner = DefaultPartitioner()
-        open_batches: dict[int, Any] = {}
-        sent: list[Any] = []
-        for i, value in enumerate(values):
-            key = value[value.find(b'"journey":"') + 11 :].split(b'"', 1)[0]
-            partition = partition_of.get(key)
-            if partition is None:
-                partition = partition_of[key] = partitioner(key, partitions, partitions)
-            batch = open_batches.get(partition)
-            if batch is None:
-                batch = open_batches[partition] = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:  # full
-                sent.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = open_batches[partition] = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
-            if i and i % 50_000 == 0:
-                progress(f"produced {i:,} events")
-        for partition, batch in open_batches.items():
-            sent.append(await producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*sent)
+        for begin in range(0, len(values), PRODUCE_CHUNK):
+            chunk = values[begin : begin + PRODUCE_CHUNK]
+            keyed = [(v[v.find(b'"journey":"') + 11 :].split(b'"', 1)[0], v) for v in chunk]
+            await produce_batched(producer, topic, keyed)
+            if begin + len(chunk) < len(values):
+                progress(f"produced {begin + len(chunk):,} events")
     finally:
         await producer.stop()
 
