@@ -18,8 +18,8 @@ from __future__ import annotations
 import gc
 import sys
 import time
+from pathlib import Path
 
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
 
@@ -27,40 +27,15 @@ from journeylens.processor.bench import make_events
 from journeylens.processor.delivery import HandoffRecords, HandoffStreams
 from journeylens.processor.pipeline import Record
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: tests.fixtures
+from tests.fixtures.kafka_records import stored_batches  # noqa: E402
+
 TOPIC = "rum.beacons.v1"
 AIOKAFKA_RECORDS = HandoffRecords.__bases__[0]
 
 
-def stored_batches(values: list[bytes]) -> bytes:
-    out = bytearray()
-    offset = 0
-    while offset < len(values):
-        builder = DefaultRecordBatchBuilder(
-            magic=2,
-            compression_type=0,
-            is_transactional=0,
-            producer_id=-1,
-            producer_epoch=-1,
-            base_sequence=-1,
-            batch_size=1 << 20,
-        )
-        n = 0
-        while offset < len(values):
-            if (
-                builder.append(n, timestamp=None, key=b"j1", value=values[offset], headers=[])
-                is None
-            ):
-                break
-            offset += 1
-            n += 1
-        data = bytearray(builder.build())
-        data[0:8] = (offset - n).to_bytes(8, "big")  # base offset, as the broker sets it
-        out += data
-    return bytes(out)
-
-
 def main(n: int = 20_000, rounds: int = 20) -> None:
-    raw = stored_batches(make_events(n, 10, 4, 5)[:n])
+    raw = stored_batches([(b"j1", value) for value in make_events(n, 10, 4, 5)[:n]])
     tp = TopicPartition(TOPIC, 0)
     streams = HandoffStreams({TOPIC: "rum"})
 

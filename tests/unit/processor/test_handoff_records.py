@@ -7,33 +7,15 @@ from typing import Any
 
 import pytest
 from aiokafka.consumer import fetcher as aiokafka_fetcher
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import ConsumerRecord, TopicPartition
+from tests.fixtures.kafka_records import stored_batches
 
 from journeylens.processor.delivery import BatchApp, HandoffRecords, HandoffStreams
 from journeylens.processor.pipeline import Record
 
 RUM = "rum.beacons.v1"
 READ_UNCOMMITTED = 0
-
-
-def _batch(base_offset: int, messages: list[tuple[bytes | None, bytes | None]]) -> bytes:
-    """One record batch as the broker stores it: (key, value) pairs from ``base_offset``."""
-    builder = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=0,
-        producer_id=-1,
-        producer_epoch=-1,
-        base_sequence=-1,
-        batch_size=1 << 20,
-    )
-    for delta, (key, value) in enumerate(messages):
-        assert builder.append(delta, timestamp=1_700_000_000_000, key=key, value=value, headers=[])
-    data = bytearray(builder.build())
-    data[0:8] = base_offset.to_bytes(8, "big")  # the broker sets it on append
-    return bytes(data)
 
 
 MESSAGES: list[tuple[bytes | None, bytes | None]] = [
@@ -49,7 +31,7 @@ def _records(
 ) -> tuple[list[Any], Any]:
     records = cls(
         TopicPartition(topic, 3),
-        MemoryRecords(_batch(100, MESSAGES)),
+        MemoryRecords(stored_batches(MESSAGES, 100, 1_700_000_000_000)),
         [],
         fetch_offset,
         None,
