@@ -515,7 +515,9 @@ class BatchConsumer(AIOKafkaConsumer):
                             continue  # read already (Faust logs it as DROPPED MESSAGE)
                         if r_offset and offset - r_offset > 1 and gaps:
                             await self._add_gap(tp, r_offset + 1, offset)
-                        if type(record) is not Record:  # fetched as aiokafka's ConsumerRecord
+                        # a ConsumerRecord only if aiokafka built its own records (its
+                        # PartitionRecords renamed, say): slower, still correct
+                        if type(record) is not Record:
                             record = Record(
                                 stream, partition, offset, record.value or b"", record.key
                             )
