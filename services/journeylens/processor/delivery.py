@@ -350,11 +350,24 @@ class HandoffRecords(aiokafka_fetcher.PartitionRecords):  # type: ignore[misc]
         return Record(stream, tp.partition, record.offset, record.value or b"", record.key)
 
 
+FETCH_MAX_WAIT_MS = 100
+"""How long the broker may hold a fetch of partitions that have no new records (Faust sets
+1,500 ms). aiokafka keeps one fetch in flight per broker and leaves out of it the partitions
+whose fetched records were not taken yet: while the handoff is full, the partitions with a
+backlog are in that state, so the next fetch asks only for the caught-up (or empty) ones and the
+broker holds it this long, and the partitions with a backlog wait behind it. With 1,500 ms a
+worker stood idle about a second every other batch (``bench worker``: 35k → 48–63k events/s).
+An idle worker sends a fetch this often per broker, a small request."""
+
+
 class _HandoffConsumerThread(AIOKafkaConsumerThread):
-    """Faust's aiokafka consumer thread, whose worker consumer marks the handoff's topics."""
+    """Faust's aiokafka consumer thread, whose worker consumer marks the handoff's topics and
+    waits less for empty partitions (`FETCH_MAX_WAIT_MS`)."""
 
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
+        # read by the fetcher it creates on start, like the value deserializer below
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
         streams = cast(BatchApp, self.app).handoff_streams()
         if streams:
             aiokafka_fetcher.PartitionRecords = HandoffRecords

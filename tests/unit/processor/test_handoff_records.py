@@ -11,7 +11,12 @@ from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from tests.fixtures.kafka_records import stored_batches
 
-from journeylens.processor.delivery import BatchApp, HandoffRecords, HandoffStreams
+from journeylens.processor.delivery import (
+    FETCH_MAX_WAIT_MS,
+    BatchApp,
+    HandoffRecords,
+    HandoffStreams,
+)
 from journeylens.processor.pipeline import Record
 
 RUM = "rum.beacons.v1"
@@ -86,6 +91,8 @@ def test_the_worker_consumer_is_marked_with_the_handoff_streams() -> None:
     assert consumer._value_deserializer == {RUM: "rum", "synthetic.results.v1": "synthetic"}
     # from now on aiokafka's fetcher builds its partition records with the handoff class
     assert aiokafka_fetcher.PartitionRecords is HandoffRecords
+    # empty partitions are not waited on as long as Faust's 1,500 ms (test_fetch_wait.py)
+    assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS < 1_500
 
 
 def test_without_handoff_topics_the_worker_consumer_is_unmarked() -> None:
