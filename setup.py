@@ -4,6 +4,9 @@
 holds the sketches' bucket counts (``Bins``) and hashes session ids for ``SessionSet``.
 It is optional: where it cannot be built (no C compiler), the worker runs the same aggregation
 in Python, slower, with the same results.
+
+``journeylens.storage._rumnative`` encodes raw RUM messages as ClickHouse Native blocks of
+``rum_events_input``. Also optional: without it every message goes to ClickHouse as JSON.
 """
 
 from setuptools import Extension, setup
@@ -23,6 +26,12 @@ setup(
             ],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra"],
             optional=True,
-        )
+        ),
+        Extension(
+            "journeylens.storage._rumnative",
+            ["services/journeylens/storage/_rumnative.c"],
+            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra"],
+            optional=True,
+        ),
     ]
 )

@@ -7,6 +7,7 @@ import base64
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -18,11 +19,20 @@ from journeylens.domain.alertmanager import alertmanager_payload
 from journeylens.processor.pipeline import BatchOutput, Record
 from journeylens.storage.sink import InsertRejected, TableWriter
 
+_rumnative: ModuleType | None
+try:
+    from journeylens.storage import _rumnative
+except ImportError:  # not compiled here: every message goes through the JSONEachRow reader
+    _rumnative = None
+
 log = logging.getLogger(__name__)
 
 RUM_INPUT = "rum_events_input"
 """Null table whose columns are the message's fields + view into rum_events (migration 0007):
-the messages go in unchanged (JSONEachRow) and the server's format reader parses them."""
+the messages go in as Native blocks of its columns (`_rumnative`), or unchanged (JSONEachRow)
+for the server's format reader to parse."""
+NATIVE_SLICE = 10_000
+"""Messages per Native block (encoded without the GIL, a slice at a time)."""
 RUM_LANDING = "rum_events_landing"
 """One-String-column Null table + view into rum_events (migration 0006), parsed by JSONExtract:
 the lenient path, for a batch the typed table rejects (a field of the wrong type)."""
@@ -41,6 +51,9 @@ RUM_INSERT_SETTINGS = {
     # with more cores than inserting workers spends them on the other workers' batches
     "input_format_parallel_parsing": 0,
     "max_threads": 1,
+    # the float a Native block carries is the correctly rounded one (strtod's); the reader's
+    # default algorithm can be one unit off in the last place, and one message must give one row
+    "precise_float_parsing": 1,
 }
 
 SendMany = Callable[[str, Sequence[tuple[bytes, bytes]]], Awaitable[None]]
@@ -55,6 +68,8 @@ class ClickHouseOutputs:
         # flatten them into rum_events.
         self.rum = TableWriter(client, RUM_INPUT)
         self.rum_lenient = TableWriter(client, RUM_LANDING)
+        self.native = _rumnative
+        """The Native encoder (None: the JSONEachRow reader reads every message)."""
         self.synthetic = TableWriter(client, "synthetic_results")
         self.aggregates = TableWriter(client, "journey_aggregates")
         self.anomalies = TableWriter(client, "anomalies")
@@ -70,7 +85,45 @@ class ClickHouseOutputs:
             )
 
     def write_rum(self, messages: Sequence[bytes]) -> None:
-        """Store RUM messages as rum_events rows: typed, or leniently when that is refused."""
+        """Store RUM messages as rum_events rows: as Native blocks of the typed input table, and
+        the messages the encoder leaves out through its JSONEachRow reader (see `write_typed`).
+
+        The server stores a Native block for about 60 % of its CPU per event (bench messages,
+        8 batches of 40,000 and the merges after them: 9.3 → 5.6 µs); the encoder costs ~1.9 µs
+        a message, without the GIL. When the server refuses the blocks (a table changed under a
+        running worker, say), the whole batch goes through the reader instead."""
+        if self.native and messages:
+            blocks: list[bytes] = []
+            left_out: list[bytes] = []
+            rows = 0
+            for begin in range(0, len(messages), NATIVE_SLICE):
+                part = messages[begin : begin + NATIVE_SLICE]
+                block, refused = self.native.encode(part)
+                if block:
+                    blocks.append(block)
+                    rows += len(part) - len(refused)
+                left_out += [part[i] for i in refused]
+            if blocks:
+                try:
+                    self.rum.write_blocks(
+                        blocks, rows, "Native", RUM_INSERT_SETTINGS, retry_rejected=False
+                    )
+                except InsertRejected as exc:
+                    log.warning(
+                        "ClickHouse refused %d RUM messages as Native blocks (%s); storing this "
+                        "batch through the JSONEachRow reader instead",
+                        rows,
+                        exc,
+                    )
+                    left_out = list(messages)
+            messages = left_out
+            if not messages:
+                return
+        self.write_typed(messages)
+
+    def write_typed(self, messages: Sequence[bytes]) -> None:
+        """Store RUM messages through the typed input table's JSONEachRow reader, or leniently
+        when that is refused."""
         try:
             self.rum.write_messages(
                 messages, "JSONEachRow", RUM_INSERT_SETTINGS, retry_rejected=False

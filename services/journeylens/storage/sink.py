@@ -93,6 +93,24 @@ class TableWriter:
 
         return self._insert(body, len(messages), fmt, settings or {}, retry_rejected)
 
+    def write_blocks(
+        self,
+        blocks: Sequence[bytes],
+        rows: int,
+        fmt: str,
+        settings: Mapping[str, Any] | None = None,
+        *,
+        retry_rejected: bool = True,
+    ) -> int:
+        """Insert encoded blocks of ``fmt`` (``rows`` rows in all) in one insert, streamed."""
+        if not blocks:
+            return 0
+
+        def body() -> Generator[bytes, None, None]:
+            yield from blocks
+
+        return self._insert(body, rows, fmt, settings or {}, retry_rejected)
+
     def _insert(
         self,
         block: bytes | Callable[[], Generator[bytes, None, None]],

@@ -1,7 +1,8 @@
 """RUM messages stored unchanged give the same rows as the Python flattener + JSONEachRow did,
-for every example and for the edge cases of the contract: through the typed input table
-(migration 0007, what the worker writes) and through the lenient landing table (0006, what it
-falls back to when the typed table refuses a batch)."""
+for every example and for the edge cases of the contract: as Native blocks of the typed input
+table (migration 0007, what the worker writes), through that table's JSONEachRow reader (for
+the messages the encoder leaves out), and through the lenient landing table (0006, what it falls
+back to when the typed table refuses a batch)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
+from tests.fixtures.damaged_messages import damaged_messages
 
 from journeylens.processor.bench import make_events
 from journeylens.processor.outputs import (
@@ -20,6 +22,7 @@ from journeylens.processor.outputs import (
     RUM_INSERT_SETTINGS,
     RUM_LANDING,
     ClickHouseOutputs,
+    _rumnative,
 )
 from journeylens.storage.sink import InsertRejected, TableWriter
 
@@ -118,3 +121,182 @@ def test_both_views_fill_every_column_but_ingested_at(clickhouse_client: Client,
 
     assert columns("rum_events") - columns(view) == {"ingested_at"}
     assert columns(view) <= columns("rum_events")
+
+
+def _strings_edge(view: dict[str, Any]) -> list[bytes]:
+    """Messages whose strings need unescaping, as producers other than orjson may write them."""
+    raw = orjson.dumps({**view, "event_id": "edge-escapes"}).decode()
+    escaped = raw.replace(
+        '"path":"', '"path":"\\u00e9t\\u00E9 \\ud83d\\ude80 \\"q\\" \\\\ \\/ \\b\\f\\n\\r\\t', 1
+    )
+    utf8 = {**view, "event_id": "edge-utf8", "url": "https://bücher.example/ü?q=ö€😀"}
+    spaced = (
+        '{ "event_id" : "edge-spaced" ,\n "timestamp":"2026-11-25T10:00:00Z",'
+        ' "vitals": { "lcp_ms" : 1e3 , "cls" : -0.0 } }'
+    )
+    numbers = {**view, "event_id": "edge-numbers"}
+    numbers["vitals"] = {
+        "lcp_ms": 2.5e3,
+        "inp_ms": 0.1,
+        "cls": 1e-7,
+        "fcp_ms": 1.2345678912345679e8,
+    }
+    numbers["dependencies"] = [{"host": "h", "requests": 4294967295, "transfer_bytes": 2**64 - 1}]
+    numbers["errors"] = [{"message": "m", "line": -2147483648, "column": 2147483647}]
+    return [escaped.encode(), orjson.dumps(utf8), spaced.encode(), orjson.dumps(numbers)]
+
+
+def test_native_blocks_store_the_rows_the_flattener_did(clickhouse_client: Client) -> None:
+    assert _rumnative is not None, "the Native encoder is built by pip install (setup.py)"
+    messages = _messages()
+    expected = _flattened_rows(clickhouse_client, messages)
+
+    block, refused = _rumnative.encode(messages)
+    assert refused == []
+    TableWriter(clickhouse_client, RUM_INPUT).write_blocks(
+        [block], len(messages), "Native", RUM_INSERT_SETTINGS
+    )
+
+    assert _rows(clickhouse_client) == expected
+    assert len(expected) == len(messages)
+
+
+def test_native_blocks_and_the_reader_store_the_same_rows(clickhouse_client: Client) -> None:
+    view = orjson.loads(_messages()[0])
+    messages = _strings_edge(view) + _messages()
+    block, refused = _rumnative.encode(messages) if _rumnative else (b"", [])
+    assert block and refused == []
+    clickhouse_client.command("TRUNCATE TABLE rum_events")
+    TableWriter(clickhouse_client, RUM_INPUT).write_messages(
+        messages, "JSONEachRow", RUM_INSERT_SETTINGS, retry_rejected=False
+    )
+    read = _rows(clickhouse_client)
+    clickhouse_client.command("TRUNCATE TABLE rum_events")
+
+    TableWriter(clickhouse_client, RUM_INPUT).write_blocks(
+        [block[: len(block) // 2], block[len(block) // 2 :]],  # a block may be streamed in pieces
+        len(messages),
+        "Native",
+        RUM_INSERT_SETTINGS,
+    )
+
+    assert _rows(clickhouse_client) == read
+    assert len(read) == len(messages)
+    names = [row[0] for row in clickhouse_client.query("DESCRIBE TABLE rum_events").result_rows]
+    by_id = {row[names.index("event_id")]: row for row in read}
+    path = by_id["edge-escapes"][names.index("path")]
+    assert path.startswith('été 🚀 "q" \\ / \b\f\n\r\t')
+
+
+T = b'{"timestamp":"2026-11-25T10:00:00Z",'
+"""The start of a message the pipeline would pass on (it has a timestamp)."""
+REFUSED = [
+    T + b'"event_id":"r-quoted","vitals":{"lcp_ms":"1200"}}',  # a quoted number
+    T + b'"event_id":"r-number","session_id":123}',  # a number where a string belongs
+    T + b'"event_id":"r-string","sample_rate":"1"}',  # a string where a number belongs
+    T + b'"event_id":"r-dup","event_id":"again"}',  # a duplicate field
+    T + b'"event_id":"r-key","\\u0073tep":"s0"}',  # an escaped key
+    T + b'"event_id":"r-surrogate","url":"\\ud83d"}',  # a lone surrogate
+    T + b'"event_id":"r-fraction","dependencies":[{"host":"h","requests":2.5}]}',
+    T + b'"event_id":"r-negative","dependencies":[{"host":"h","requests":-1}]}',
+    T + b'"event_id":"r-range","api_errors":[{"url":"u","status":70000}]}',
+    T + b'"event_id":"r-bool","synthetic":1}',
+    T + b'"event_id":"r-item","errors":[null]}',
+    T + b'"event_id":"r-trailing"} x',
+    T + b'"event_id":"r-truncated","vitals":{"lcp_ms":1',
+    b"[1,2]",
+    b"not json",
+]
+READABLE = REFUSED[:11]
+"""The refused messages that are JSON objects (the reader, or the lenient path, stores them)."""
+
+
+def test_the_encoder_leaves_out_what_it_cannot_read_exactly() -> None:
+    assert _rumnative is not None
+    good = _messages()
+    messages = [good[0], *REFUSED, good[1]]
+    block, refused = _rumnative.encode(messages)
+    assert refused == list(range(1, len(REFUSED) + 1))
+    alone, none_refused = _rumnative.encode([good[0], good[1]])
+    assert block == alone and none_refused == []  # nothing of the refused ones is in the block
+    assert _rumnative.encode([]) == (b"", [])
+    assert _rumnative.encode(REFUSED) == (b"", list(range(len(REFUSED))))
+    with pytest.raises(TypeError, match="message 1 is str"):
+        _rumnative.encode([good[0], "text"])  # type: ignore[list-item]
+
+
+def test_what_the_encoder_leaves_out_is_stored_as_the_reader_stores_it(
+    clickhouse_client: Client,
+) -> None:
+    good = _messages()
+    messages = [*good, *READABLE]
+    clickhouse_client.command("TRUNCATE TABLE rum_events")
+    ClickHouseOutputs(clickhouse_client).write_typed(messages)  # the reader alone (lenient)
+    expected = _rows(clickhouse_client)
+    clickhouse_client.command("TRUNCATE TABLE rum_events")
+
+    ClickHouseOutputs(clickhouse_client).write_rum(messages)
+
+    assert _rows(clickhouse_client) == expected  # the Native path changed nothing
+    stored = [row[0] for row in expected]
+    assert len(stored) == len(set(stored))  # nothing stored twice
+    # nothing lost but what the lenient path itself drops (JSON it cannot parse: a lone
+    # surrogate), Native blocks or not
+    assert set(stored) == {orjson.loads(m)["event_id"] for m in good} | {
+        f"r-{case}"
+        for case in (
+            [
+                "quoted",
+                "number",
+                "string",
+                "dup",
+                "key",
+                "fraction",
+                "negative",
+                "range",
+                "bool",
+                "item",
+            ]
+        )
+    }
+
+
+def test_without_the_encoder_every_message_goes_through_the_reader(
+    clickhouse_client: Client,
+) -> None:
+    messages = _messages()
+    expected = _flattened_rows(clickhouse_client, messages)
+    outputs = ClickHouseOutputs(clickhouse_client)
+    outputs.native = None  # as where the extension could not be built
+
+    outputs.write_rum(messages)
+
+    assert _rows(clickhouse_client) == expected
+
+
+def test_damaged_messages_the_encoder_takes_are_stored_as_the_reader_stores_them(
+    clickhouse_client: Client,
+) -> None:
+    assert _rumnative is not None
+    damaged = damaged_messages(seed=11, count=1_500)
+    block, refused = _rumnative.encode(damaged)
+    left_out = set(refused)
+    taken = [m for i, m in enumerate(damaged) if i not in left_out]
+    assert len(taken) > 300
+    # rows of past days beyond the table's 30-day TTL may be dropped at any time: not compared
+    recent = (
+        "SELECT * EXCEPT ingested_at FROM rum_events WHERE timestamp >= now() - INTERVAL 29 DAY"
+    )
+    clickhouse_client.command("TRUNCATE TABLE rum_events")
+    TableWriter(clickhouse_client, RUM_INPUT).write_messages(
+        taken, "JSONEachRow", RUM_INSERT_SETTINGS, retry_rejected=False
+    )  # the reader reads every message the encoder took
+    read = sorted(clickhouse_client.query(recent).result_rows, key=repr)
+    clickhouse_client.command("TRUNCATE TABLE rum_events")
+
+    TableWriter(clickhouse_client, RUM_INPUT).write_blocks(
+        [block], len(taken), "Native", RUM_INSERT_SETTINGS
+    )
+
+    assert sorted(clickhouse_client.query(recent).result_rows, key=repr) == read
+    assert len(read) > 250
