@@ -260,7 +260,16 @@ def clickhouse_for_bench(work: Path, progress: Any) -> Iterator[str]:
     target = parse_dsn(configured)
     database = f"bench_{uuid.uuid4().hex[:6]}"
     if not target.embedded and server_is_ready(target.host, target.port):
-        yield target.dsn().rsplit("/", 1)[0] + f"/{database}"
+        dsn = target.dsn().rsplit("/", 1)[0] + f"/{database}"
+        try:
+            yield dsn
+        finally:  # the run's database, on a server that outlives it
+            try:
+                client = make_client(dsn, create_database=False)
+                client.command(f"DROP DATABASE IF EXISTS {database}")
+                client.close()
+            except Exception as exc:  # noqa: BLE001 - a failed clean-up must not hide the result
+                progress(f"could not drop the run's database {database}: {exc}; drop it")
         return
     with throwaway_clickhouse(work, progress) as server:
         yield server.http_dsn.rsplit("/", 1)[0] + f"/{database}"
@@ -439,7 +448,8 @@ def _measure_worker(
         "JOURNEYLENS_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
         "JOURNEYLENS_CLICKHOUSE_DSN": dsn,
         "JOURNEYLENS_CATALOG_PATH": str(catalog),
-        "JOURNEYLENS_WORKER_APP_ID": f"bench-worker-{uuid.uuid4().hex[:6]}",
+        # named with the run's topic prefix, so its changelog topics go with the run's topics
+        "JOURNEYLENS_WORKER_APP_ID": f"{kafka.topic_prefix}worker",
     }
     stored = len(warmup)
     with _worker_process(env, work, "worker.log") as worker:

@@ -3,6 +3,7 @@ loopback ports in a scratch directory, stopped when the block ends."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from journeylens.settings import KafkaSettings, StackSettings
 from journeylens.stack.clickhouse_server import ClickHouseServer
 from journeylens.stack.kafka import KafkaBroker, broker_is_ready
 from journeylens.stack.process import Progress, free_port, no_progress
+from journeylens.stack.topics import delete_topics_with_prefix
 
 
 @contextmanager
@@ -49,12 +51,24 @@ def throwaway_kafka(work: Path, progress: Progress = no_progress) -> Iterator[Ka
 
 @contextmanager
 def bench_kafka(work: Path, progress: Progress = no_progress) -> Iterator[KafkaSettings]:
-    """The configured Kafka when it answers, else a throw-away broker; a fresh topic prefix."""
+    """The configured Kafka when it answers, else a throw-away broker; a fresh topic prefix.
+
+    On the configured broker, the topics named with that prefix (the run's own: name any
+    other topic a run creates with it too) are deleted when the block ends: a worker bench
+    writes about a gigabyte of them a run, kept for the broker's retention otherwise."""
     configured = KafkaSettings()
     host, _, port = configured.bootstrap_servers.split(",")[0].rpartition(":")
     prefix = f"bench-{uuid.uuid4().hex[:6]}."
     if port.isdigit() and broker_is_ready(host or "127.0.0.1", int(port)):
-        yield configured.model_copy(update={"topic_prefix": prefix})
+        settings = configured.model_copy(update={"topic_prefix": prefix})
+        try:
+            yield settings
+        finally:
+            try:
+                deleted = asyncio.run(delete_topics_with_prefix(settings, prefix))
+                progress(f"deleted the run's {len(deleted)} topics ({prefix}*)")
+            except Exception as exc:  # noqa: BLE001 - a failed clean-up must not hide the result
+                progress(f"could not delete the run's topics ({prefix}*): {exc}; delete them")
         return
     with throwaway_kafka(work, progress) as broker:
         yield KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix=prefix)

@@ -157,6 +157,24 @@ async def ensure_topics(
         await admin.close()
 
 
+async def delete_topics_with_prefix(kafka: KafkaSettings, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with ``prefix`` (a benchmark's own, say); return
+    their names."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    if not prefix:
+        raise ValueError("a prefix is needed: every topic would match")
+    admin = AIOKafkaAdminClient(**admin_client_options(kafka))
+    await admin.start()
+    try:
+        names = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+        if names:
+            await admin.delete_topics(names)
+        return names
+    finally:
+        await admin.close()
+
+
 async def _ensure_with(
     admin: Any, kafka: KafkaSettings, specs: list[TopicSpec], progress: Progress
 ) -> TopicsReport:
