@@ -629,7 +629,14 @@ static int value(State *st, Cur *c, const Node *node, int depth) {
 
 /* Whether the n bytes at ``key`` are ``name`` (short names: no library call). */
 static inline int same_name(const unsigned char *key, const char *name, size_t n) {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) { /* a word at a time (memcpy: unaligned loads) */
+        uint64_t a, b;
+        memcpy(&a, key + i, 8);
+        memcpy(&b, name + i, 8);
+        if (a != b) return 0;
+    }
+    for (; i < n; i++)
         if (key[i] != (unsigned char)name[i]) return 0;
     return 1;
 }
