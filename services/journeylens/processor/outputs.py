@@ -89,7 +89,7 @@ class ClickHouseOutputs:
         the messages the encoder leaves out through its JSONEachRow reader (see `write_typed`).
 
         The server stores a Native block for about 60 % of its CPU per event (bench messages,
-        8 batches of 40,000 and the merges after them: 9.3 → 5.6 µs); the encoder costs ~1.9 µs
+        8 batches of 40,000 and the merges after them: 9.3 → 5.6 µs); the encoder costs ~1.5 µs
         a message, without the GIL. When the server refuses the blocks (a table changed under a
         running worker, say), the whole batch goes through the reader instead."""
         if self.native and messages:
