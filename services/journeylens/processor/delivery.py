@@ -356,7 +356,7 @@ FETCH_MAX_WAIT_MS = 100
 whose fetched records were not taken yet: while the handoff is full, the partitions with a
 backlog are in that state, so the next fetch asks only for the caught-up (or empty) ones and the
 broker holds it this long, and the partitions with a backlog wait behind it. With 1,500 ms a
-worker stood idle about a second every other batch (``bench worker``: 35k → 48–63k events/s).
+worker stood idle about a second every other batch (``bench worker``: 35k → 47–63k events/s).
 An idle worker sends a fetch this often per broker, a small request."""
 
 
