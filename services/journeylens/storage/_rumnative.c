@@ -133,10 +133,12 @@ static int is_nullable(Kind kind) {
     return kind == K_NSTR || kind == K_NF64 || kind == K_NU16 || kind == K_NI32 || kind == K_NBOOL;
 }
 
-/* Assigns buffers and type names; returns -1 when out of memory. */
+/* Assigns buffers and type names; returns -1 when out of memory (or an object has more
+ * fields than MAX_KIDS). */
 static int setup(Node *node) {
     node->name_len = strlen(node->name);
     if (node->kind == K_TUPLE || node->kind == K_ARRAY) {
+        if (node->nkids > MAX_KIDS) return -1; /* more fields than the seen mask has bits */
         if (node->kind == K_ARRAY) {
             node->buf = n_bufs++;
             node->arr = n_arrays++;
@@ -919,6 +921,7 @@ PyMODINIT_FUNC PyInit__rumnative(void) {
         PyErr_SetString(PyExc_ImportError, "_rumnative writes little-endian hosts' values");
         return NULL;
     }
+    _Static_assert(NCOLUMNS <= MAX_KIDS, "the seen mask has a bit per field");
     if (n_bufs == 0) {
         for (int i = 0; i < NCOLUMNS; i++) {
             if (setup(&COLUMNS[i]) < 0) return PyErr_NoMemory();
