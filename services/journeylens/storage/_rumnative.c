@@ -467,6 +467,22 @@ static int int_value(Cur *c, uint64_t neg_limit, uint64_t hi, uint64_t *out) {
     return OK;
 }
 
+/* After an item of a list or an object: 1 when a comma follows (another item), 0 when
+ * ``close`` does (the end), each taken; REFUSE otherwise. */
+static inline int next_item(Cur *c, unsigned char close) {
+    ws(c);
+    if (c->p >= c->end) return REFUSE;
+    if (*c->p == ',') {
+        c->p++;
+        return 1;
+    }
+    if (*c->p == close) {
+        c->p++;
+        return 0;
+    }
+    return REFUSE;
+}
+
 /* Skips any JSON value (validating it). */
 static int skip_value(State *st, Cur *c, int depth) {
     if (depth > 64) return REFUSE;
@@ -498,17 +514,8 @@ static int skip_value(State *st, Cur *c, int depth) {
                 c->p++;
             }
             if (skip_value(st, c, depth + 1) < 0) return REFUSE;
-            ws(c);
-            if (c->p >= c->end) return REFUSE;
-            if (*c->p == ',') {
-                c->p++;
-                continue;
-            }
-            if (*c->p == close) {
-                c->p++;
-                return OK;
-            }
-            return REFUSE;
+            int more = next_item(c, close);
+            if (more <= 0) return more; /* the end (OK) or REFUSE */
         }
     }
     if (ch == 't') return literal(c, "true", 4);
@@ -567,17 +574,9 @@ static int value(State *st, Cur *c, const Node *node, int depth) {
                 if (c->p >= c->end || *c->p != '{') return REFUSE;
                 if (object(st, c, node->kids, node->nkids, depth + 1) < 0) return REFUSE;
                 count++;
-                ws(c);
-                if (c->p >= c->end) return REFUSE;
-                if (*c->p == ',') {
-                    c->p++;
-                    continue;
-                }
-                if (*c->p == ']') {
-                    c->p++;
-                    break;
-                }
-                return REFUSE;
+                int more = next_item(c, ']');
+                if (more < 0) return REFUSE;
+                if (!more) break;
             }
         }
         st->totals[node->arr] += count;
@@ -690,17 +689,9 @@ static int object(State *st, Cur *c, const Node *kids, int nkids, int depth) {
                 seen |= (uint64_t)1 << found;
                 if (value(st, c, &kids[found], depth) < 0) return REFUSE;
             }
-            ws(c);
-            if (c->p >= c->end) return REFUSE;
-            if (*c->p == ',') {
-                c->p++;
-                continue;
-            }
-            if (*c->p == '}') {
-                c->p++;
-                break;
-            }
-            return REFUSE;
+            int more = next_item(c, '}');
+            if (more < 0) return REFUSE;
+            if (!more) break;
         }
     }
     for (int i = 0; i < nkids; i++)
