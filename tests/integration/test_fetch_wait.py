@@ -16,8 +16,8 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
+from tests.fixtures.kafka import create_topics
 
 from journeylens.processor.delivery import FETCH_MAX_WAIT_MS
 from journeylens.settings import KafkaSettings
@@ -36,12 +36,7 @@ MESSAGES = 1_000
 async def _topic_with_one_backlog(settings: KafkaSettings) -> str:
     """Partition 0 holds ``MESSAGES`` records of 1 kB; partition 1 is empty."""
     topic = f"{settings.topic_prefix}fetch-wait-{uuid.uuid4().hex[:6]}"
-    admin = AIOKafkaAdminClient(**admin_client_options(settings))
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topics(settings, [topic], partitions=2)
     producer = AIOKafkaProducer(**admin_client_options(settings), linger_ms=5)
     await producer.start()
     try:

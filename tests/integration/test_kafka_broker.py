@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.fixtures.kafka import topic_names
 
 from journeylens.settings import KafkaSettings, StackSettings, Topic
 from journeylens.stack.kafka import KAFKA_VERSION, KafkaBroker, KafkaStackError, repo_root
@@ -79,19 +80,8 @@ def test_stale_pid_file_naming_another_process_is_ignored(broker: KafkaBroker) -
         bystander.wait()
 
 
-def _topic_names(broker: KafkaBroker) -> list[str]:
-    async def names() -> list[str]:
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        admin = AIOKafkaAdminClient(**admin_client_options(settings))
-        await admin.start()
-        try:
-            return list(await admin.list_topics())
-        finally:
-            await admin.close()
-
-    return asyncio.run(names())
+def _topic_names(broker: KafkaBroker) -> set[str]:
+    return asyncio.run(topic_names(KafkaSettings(bootstrap_servers=broker.bootstrap_servers)))
 
 
 @pytest.mark.kafka

@@ -12,10 +12,9 @@ from collections import defaultdict
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from tests.fixtures.kafka import create_topics
 
 from journeylens.settings import KafkaSettings
-from journeylens.stack.topics import admin_client_options
 
 pytestmark = pytest.mark.kafka
 
@@ -26,13 +25,7 @@ PARTITIONS = 4
 
 async def _create_topic(kafka: KafkaSettings) -> str:
     name = f"{kafka.topic_prefix}roundtrip-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(**admin_client_options(kafka))
-    await admin.start()
-    try:
-        response = await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
-        assert [code for _, code, *_ in response.topic_errors] == [0]
-    finally:
-        await admin.close()
+    await create_topics(kafka, [name], PARTITIONS)
     return name
 
 

@@ -8,8 +8,8 @@ from collections import defaultdict
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
+from tests.fixtures.kafka import create_topics
 
 from journeylens.processor.outputs import produce_batched
 from journeylens.settings import KafkaSettings
@@ -44,14 +44,7 @@ async def _read(settings: KafkaSettings, topic: str) -> list[tuple[int, bytes, b
 async def _new_topics(settings: KafkaSettings, *names: str) -> list[str]:
     """Fresh topics of 4 partitions (the output topics' count), named for this test."""
     topics = [f"{settings.topic_prefix}{name}-{uuid.uuid4().hex[:6]}" for name in names]
-    admin = AIOKafkaAdminClient(**admin_client_options(settings))
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(t, num_partitions=4, replication_factor=1) for t in topics]
-        )
-    finally:
-        await admin.close()
+    await create_topics(settings, topics, partitions=4)
     return topics
 
 
