@@ -56,7 +56,7 @@ import click
 import orjson
 import yaml
 
-from journeylens.settings import ClickHouseSettings, KafkaSettings, Topic
+from journeylens.settings import ClickHouseSettings, KafkaSettings, StackSettings, Topic
 from journeylens.stack.process import process_cpu_s
 from journeylens.stack.throwaway import bench_kafka, throwaway_clickhouse
 from journeylens.stack.topics import ensure_topics, load_topic_specs
@@ -255,8 +255,9 @@ async def plain_consumer_rate(kafka: KafkaSettings, expected: int) -> float:
 def clickhouse_for_bench(work: Path, progress: Any) -> Iterator[str]:
     """An http DSN: the configured server when it answers, else a throw-away local server."""
     from journeylens.stack.clickhouse_server import server_is_ready
+    from journeylens.stack.local import resolve_clickhouse_dsn
 
-    configured = ClickHouseSettings().dsn.get_secret_value()
+    configured = resolve_clickhouse_dsn(ClickHouseSettings(), StackSettings())
     target = parse_dsn(configured)
     database = f"bench_{uuid.uuid4().hex[:6]}"
     if not target.embedded and server_is_ready(target.host, target.port):

@@ -57,7 +57,7 @@ def resolve_clickhouse_dsn(clickhouse: ClickHouseSettings, stack: StackSettings)
     chDB lets one process open a data path; while ``journeylens stack up`` holds it, every
     other process reaches the same data through the server's HTTP listener.
     """
-    dsn = clickhouse.dsn.get_secret_value()
+    dsn = configured_clickhouse_dsn(clickhouse, stack)
     target = parse_dsn(dsn)
     if not target.embedded or target.path is None:
         return dsn
@@ -65,6 +65,17 @@ def resolve_clickhouse_dsn(clickhouse: ClickHouseSettings, stack: StackSettings)
     if target.path.resolve() == server.data_path and pid_alive(read_pid(server.pid_file)):
         return server.http_dsn
     return dsn
+
+
+def configured_clickhouse_dsn(clickhouse: ClickHouseSettings, stack: StackSettings) -> str:
+    """``JOURNEYLENS_CLICKHOUSE_DSN`` when set, else the embedded data under the stack's data dir.
+
+    So ``JOURNEYLENS_STACK_DATA_DIR`` alone moves both: the stack's server serves that directory
+    and every process that is not told otherwise reads and migrates the same data.
+    """
+    if "dsn" in clickhouse.model_fields_set:
+        return clickhouse.dsn.get_secret_value()
+    return f"chdb://{stack.data_dir / 'clickhouse'}"
 
 
 def migrate(dsn: str, progress: Progress = no_progress) -> list[str]:
