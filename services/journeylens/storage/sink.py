@@ -109,12 +109,26 @@ class TableWriter:
         def body() -> Generator[bytes, None, None]:
             yield from blocks
 
-        return self._insert(body, rows, fmt, settings or {}, retry_rejected)
+        return self.write_stream(body, rows, fmt, settings, retry_rejected=retry_rejected)
+
+    def write_stream(
+        self,
+        chunks: Callable[[], Generator[bytes, None, None]],
+        rows: int | Callable[[], int],
+        fmt: str,
+        settings: Mapping[str, Any] | None = None,
+        *,
+        retry_rejected: bool = True,
+    ) -> int:
+        """Insert the chunks a fresh call of ``chunks`` yields (on every attempt) in one insert,
+        as they come: made while the server reads, never all in memory. ``rows``: how many rows
+        they hold, or what tells it once they were sent."""
+        return self._insert(chunks, rows, fmt, settings or {}, retry_rejected)
 
     def _insert(
         self,
         block: bytes | Callable[[], Generator[bytes, None, None]],
-        count: int,
+        count: int | Callable[[], int],
         fmt: str,
         settings: Mapping[str, Any],
         retry_rejected: bool = True,
@@ -137,7 +151,7 @@ class TableWriter:
                     raise
                 log.warning(
                     "insert of %d rows into %s failed (%s); retrying in %.0fs (waited %.0fs)",
-                    count,
+                    count() if callable(count) else count,
                     self.table,
                     exc,
                     self.retry_s,
@@ -146,5 +160,6 @@ class TableWriter:
                 self._sleep(self.retry_s)
                 waited += self.retry_s
                 continue
-            self.rows_written += count
-            return count
+            inserted = count() if callable(count) else count
+            self.rows_written += inserted
+            return inserted

@@ -293,3 +293,60 @@ def test_damaged_messages_the_encoder_takes_are_stored_as_the_reader_stores_them
 
     assert sorted(_recent_rows(clickhouse_client), key=repr) == read
     assert len(read) > 250
+
+
+def test_native_blocks_are_encoded_as_the_insert_sends_them(
+    clickhouse_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One slice's block at a time: the next slice is encoded only once the last block was
+    sent; an insert retried after a lost connection encodes again, stores each row once and
+    counts the rows of the pass that went through."""
+    good = _messages()
+    messages = [*good[:9], *READABLE[:2], *good[9:]]  # left-outs inside a slice, in order
+    clickhouse_client.command("TRUNCATE TABLE rum_events")
+    ClickHouseOutputs(clickhouse_client).write_rum(messages)
+    expected = _recent_rows(clickhouse_client)
+    clickhouse_client.command("TRUNCATE TABLE rum_events")
+
+    monkeypatch.setattr("journeylens.processor.outputs.NATIVE_SLICE", 7)
+    outputs = ClickHouseOutputs(clickhouse_client)
+    assert outputs.native is not None
+    log: list[str] = []
+    real_encode, real_insert = outputs.native.encode, clickhouse_client.raw_insert
+    native_rows: list[int] = []
+    real_write_stream = outputs.rum.write_stream
+
+    class Recording:
+        @staticmethod
+        def encode(part: list[bytes]) -> tuple[bytes, list[int]]:
+            log.append("encode")
+            return real_encode(part)  # type: ignore[no-any-return]
+
+    def insert(table: str, *, insert_block: Any, **kwargs: Any) -> Any:
+        if kwargs["fmt"] != "Native":  # the reader's insert of the left-outs
+            return real_insert(table, insert_block=insert_block, **kwargs)
+        sent = []
+        for chunk in insert_block:
+            log.append("send")
+            sent.append(chunk)
+            if len(sent) == 2 and "lost" not in log:
+                log.append("lost")  # the connection drops mid-stream
+                raise OSError("connection reset")
+        return real_insert(table, insert_block=b"".join(sent), **kwargs)
+
+    def write_stream(*args: Any, **kwargs: Any) -> int:
+        native_rows.append(real_write_stream(*args, **kwargs))
+        return native_rows[-1]
+
+    outputs.native = Recording  # type: ignore[assignment]
+    outputs.rum._sleep = lambda s: None
+    monkeypatch.setattr(outputs.rum, "write_stream", write_stream)
+    monkeypatch.setattr(clickhouse_client, "raw_insert", insert)
+
+    outputs.write_rum(messages)
+
+    slices = -(-len(messages) // 7)
+    assert slices >= 4
+    assert log == ["encode", "send", "encode", "send", "lost", *["encode", "send"] * slices]
+    assert native_rows == [len(good)]  # the READABLE ones are left out, once
+    assert _recent_rows(clickhouse_client) == expected
