@@ -15,6 +15,7 @@ from journeylens.stack.local import configured_clickhouse_dsn, resolve_clickhous
 @pytest.fixture(autouse=True)
 def _no_dsn_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JOURNEYLENS_CLICKHOUSE_DSN", raising=False)
+    monkeypatch.delenv("JOURNEYLENS_STACK_DATA_DIR", raising=False)  # as CI sets it
 
 
 def test_without_a_dsn_the_data_sits_under_the_stack_data_dir(tmp_path: Path) -> None:
