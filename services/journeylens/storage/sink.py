@@ -93,24 +93,6 @@ class TableWriter:
 
         return self._insert(body, len(messages), fmt, settings or {}, retry_rejected)
 
-    def write_blocks(
-        self,
-        blocks: Sequence[bytes],
-        rows: int,
-        fmt: str,
-        settings: Mapping[str, Any] | None = None,
-        *,
-        retry_rejected: bool = True,
-    ) -> int:
-        """Insert encoded blocks of ``fmt`` (``rows`` rows in all) in one insert, streamed."""
-        if not blocks:
-            return 0
-
-        def body() -> Generator[bytes, None, None]:
-            yield from blocks
-
-        return self.write_stream(body, rows, fmt, settings, retry_rejected=retry_rejected)
-
     def write_stream(
         self,
         chunks: Callable[[], Generator[bytes, None, None]],

@@ -153,8 +153,8 @@ def test_native_blocks_store_the_rows_the_flattener_did(clickhouse_client: Clien
 
     block, refused = _rumnative.encode(messages)
     assert refused == []
-    TableWriter(clickhouse_client, RUM_INPUT).write_blocks(
-        [block], len(messages), "Native", RUM_INSERT_SETTINGS
+    TableWriter(clickhouse_client, RUM_INPUT).write_stream(
+        lambda: (b for b in [block]), len(messages), "Native", RUM_INSERT_SETTINGS
     )
 
     assert _rows(clickhouse_client) == expected
@@ -173,8 +173,9 @@ def test_native_blocks_and_the_reader_store_the_same_rows(clickhouse_client: Cli
     read = _rows(clickhouse_client)
     clickhouse_client.command("TRUNCATE TABLE rum_events")
 
-    TableWriter(clickhouse_client, RUM_INPUT).write_blocks(
-        [block[: len(block) // 2], block[len(block) // 2 :]],  # a block may be streamed in pieces
+    halves = [block[: len(block) // 2], block[len(block) // 2 :]]  # a block may come in pieces
+    TableWriter(clickhouse_client, RUM_INPUT).write_stream(
+        lambda: (b for b in halves),
         len(messages),
         "Native",
         RUM_INSERT_SETTINGS,
@@ -287,8 +288,8 @@ def test_damaged_messages_the_encoder_takes_are_stored_as_the_reader_stores_them
     read = sorted(_recent_rows(clickhouse_client), key=repr)
     clickhouse_client.command("TRUNCATE TABLE rum_events")
 
-    TableWriter(clickhouse_client, RUM_INPUT).write_blocks(
-        [block], len(taken), "Native", RUM_INSERT_SETTINGS
+    TableWriter(clickhouse_client, RUM_INPUT).write_stream(
+        lambda: (b for b in [block]), len(taken), "Native", RUM_INSERT_SETTINGS
     )
 
     assert sorted(_recent_rows(clickhouse_client), key=repr) == read
